@@ -1,0 +1,120 @@
+"""The spectator WebSocket: a snapshot first, then every update of the board, in order."""
+
+import asyncio
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from live.models import Board
+from live.protocol import (
+    CLOSE_BOARD_NOT_FOUND,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNSUPPORTED_DATA,
+    MAX_CLIENT_MESSAGE_BYTES,
+    PONG,
+    ClientError,
+    parse_client_message,
+)
+from live.relay import get_relay
+from live.serializers import board_snapshot, encode
+
+logger = logging.getLogger(__name__)
+
+
+@database_sync_to_async
+def find_board(slug: str) -> Board | None:
+    return Board.objects.filter(slug=slug).first()
+
+
+@database_sync_to_async
+def fetch_snapshot(board: Board) -> dict | None:
+    try:
+        return board_snapshot(board=board)
+    except Board.DoesNotExist:
+        return None
+
+
+class SpectatorConsumer(AsyncWebsocketConsumer):
+    """One spectator of one board, fed by the process's relay."""
+
+    # Spectators are reached through the relay, not through a layer channel each.
+    channel_layer_alias = None
+
+    board: Board | None = None
+
+    async def connect(self) -> None:
+        # Accept before any close: a close before accept reaches a browser only as 1006.
+        await self.accept()
+        self.board = await find_board(self.scope["url_route"]["kwargs"]["slug"])
+        if self.board is None:
+            await self.close(code=CLOSE_BOARD_NOT_FOUND)
+            return
+        # Updates that arrive while the snapshot is read wait here (None: send directly).
+        self.buffer: list[tuple[int, str]] | None = []
+        self.snapshot_lock = asyncio.Lock()
+        try:
+            await get_relay().join(self.board.pk, self)
+        except Exception as exc:  # noqa: BLE001 - the broker is down; let the client retry
+            logger.warning("spectator refused, channel layer unavailable: %s", exc)
+            self.board = None
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            return
+        await self.resync()
+
+    async def disconnect(self, code: int) -> None:
+        if self.board is not None:
+            await get_relay().leave(self.board.pk, self)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.board is None:
+            return
+        if text_data is None:
+            await self.close(code=CLOSE_UNSUPPORTED_DATA)
+            return
+        if len(text_data.encode()) > MAX_CLIENT_MESSAGE_BYTES:
+            await self.close(code=CLOSE_MESSAGE_TOO_BIG)
+            return
+        try:
+            message = parse_client_message(text_data)
+        except ClientError as error:
+            await self.send(text_data=error.frame())
+            return
+        if message["type"] == "ping":
+            await self.send(text_data=PONG)
+        else:
+            await self.resync()
+
+    async def resync(self) -> None:
+        """Send a fresh snapshot, then any update newer than it that arrived meanwhile."""
+        async with self.snapshot_lock:
+            self.buffer = []
+            snapshot = await fetch_snapshot(self.board)
+            if snapshot is None:
+                await self.board_removed()
+                return
+            await self.send(text_data=encode(snapshot))
+            buffered, self.buffer = self.buffer, None
+            for version, text in buffered:
+                if version > snapshot["version"]:
+                    await self.send(text_data=text)
+
+    async def deliver(self, version: int, text: str) -> None:
+        if self.buffer is not None:
+            self.buffer.append((version, text))
+        else:
+            await self.send(text_data=text)
+
+    async def board_removed(self) -> None:
+        await self.close(code=CLOSE_BOARD_NOT_FOUND)
+
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Any other WebSocket path: accept, then close with 4404 so clients stop retrying."""
+
+    channel_layer_alias = None
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=CLOSE_BOARD_NOT_FOUND)

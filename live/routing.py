@@ -1,0 +1,8 @@
+from django.urls import path, re_path
+
+from live import consumers
+
+websocket_urlpatterns = [
+    path("ws/boards/<slug:slug>/", consumers.SpectatorConsumer.as_asgi()),
+    re_path(r"", consumers.NotFoundConsumer.as_asgi()),
+]

@@ -1,0 +1,69 @@
+"""The JSON payloads of the protocol (docs/PROTOCOL.md), for snapshots and updates alike.
+
+Every frame a spectator receives is built here and encoded once, by `encode()`.
+"""
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from live.models import Board, Player
+
+
+def encode(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+def board_payload(board: Board) -> dict[str, Any]:
+    return {"slug": board.slug, "name": board.name}
+
+
+def ranked(players: Iterable[Player]) -> list[dict[str, Any]]:
+    """Players in rank order (score descending, then name); ties share a rank: 1, 2, 2, 4."""
+    ordered = sorted(players, key=lambda p: (-p.score, p.name))
+    payloads = []
+    rank = 0
+    for position, player in enumerate(ordered, start=1):
+        if position == 1 or player.score != ordered[position - 2].score:
+            rank = position
+        payloads.append({"id": player.pk, "name": player.name, "score": player.score, "rank": rank})
+    return payloads
+
+
+def snapshot_payload(*, board: Board, version: int, players: Iterable[Player]) -> dict[str, Any]:
+    return {
+        "type": "snapshot",
+        "board": board_payload(board),
+        "version": version,
+        "players": ranked(players),
+    }
+
+
+def update_payload(
+    *,
+    board: Board,
+    version: int,
+    players: Iterable[Player],
+    changed_ids: set[int],
+    removed_ids: Iterable[int],
+    board_changed: bool,
+) -> dict[str, Any]:
+    """An update carrying the changed players, with their ranks among all `players`."""
+    payload: dict[str, Any] = {
+        "type": "update",
+        "version": version,
+        "players": [p for p in ranked(players) if p["id"] in changed_ids],
+        "removed": sorted(removed_ids),
+    }
+    if board_changed:
+        payload["board"] = board_payload(board)
+    return payload
+
+
+def board_snapshot(*, board: Board) -> dict[str, Any]:
+    """The board's current standings, as sent first on every WebSocket and by the JSON API."""
+    # Version first, rows second: the rows are then at least as new as the version, and
+    # any later change arrives as an update with a higher version (re-applying is harmless).
+    board = Board.objects.get(pk=board.pk)
+    players = list(board.players.all())
+    return snapshot_payload(board=board, version=board.version, players=players)

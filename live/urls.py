@@ -1,0 +1,11 @@
+from django.urls import path
+
+from live import views
+
+app_name = "live"
+
+urlpatterns = [
+    path("", views.board_list, name="board_list"),
+    path("boards/<slug:slug>/", views.board_page, name="board"),
+    path("api/boards/<slug:slug>/", views.board_api, name="board_api"),
+]

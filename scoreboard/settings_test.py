@@ -1,0 +1,15 @@
+"""Settings for the test suite: production settings plus a throwaway secret key."""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
+
+from scoreboard.settings import *  # noqa: E402,F403
+
+TEST_RUNNER = "pytest_django.runner.TestRunner"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Unit tests use the in-memory layer; Redis-backed tests switch per test (tests/conftest.py).
+CHANNEL_LAYERS = {
+    "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
+}

@@ -1,0 +1,146 @@
+"""The spectator WebSocket: snapshot first, updates, resync, ping and every bad input."""
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from live.models import Board, Player
+from live.protocol import MAX_CLIENT_MESSAGE_BYTES
+from scoreboard.asgi import application
+from tests.conftest import TIMEOUT, in_thread, receive, spectate
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def expect_close(communicator, code: int) -> None:
+    message = await communicator.receive_output(timeout=TIMEOUT)
+    assert message == {"type": "websocket.close", "code": code}
+
+
+async def test_first_frame_is_a_snapshot_in_rank_order(players):
+    async with spectate("finals") as ws:
+        snapshot = await receive(ws)
+    assert snapshot == {
+        "type": "snapshot",
+        "board": {"slug": "finals", "name": "Finals"},
+        "version": 2,
+        "players": [
+            {"id": players[0].pk, "name": "Ada", "score": 30, "rank": 1},
+            {"id": players[1].pk, "name": "Bob", "score": 20, "rank": 2},
+            {"id": players[2].pk, "name": "Cy", "score": 20, "rank": 2},
+            {"id": players[3].pk, "name": "Dee", "score": 10, "rank": 4},
+        ],
+    }
+
+
+async def test_a_committed_save_arrives_as_the_next_version(players):
+    async with spectate("finals") as ws:
+        await receive(ws)
+        dee = players[3]
+        dee.score = 25
+        await in_thread(dee.save)
+        update = await receive(ws)
+    assert update == {
+        "type": "update",
+        "version": 3,
+        "players": [{"id": dee.pk, "name": "Dee", "score": 25, "rank": 2}],
+        "removed": [],
+    }
+
+
+async def test_a_deleted_player_is_listed_as_removed(players):
+    async with spectate("finals") as ws:
+        await receive(ws)
+        ada_id = players[0].pk
+        await in_thread(players[0].delete)
+        update = await receive(ws)
+    assert update["players"] == [] and update["removed"] == [ada_id]
+
+
+async def test_resync_answers_with_a_fresh_snapshot(players):
+    async with spectate("finals") as ws:
+        await receive(ws)
+        await in_thread(Player.objects.filter(pk=players[0].pk).update, score=99)
+        await ws.send_json_to({"type": "resync"})
+        snapshot = await receive(ws)
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["players"][0] == {"id": players[0].pk, "name": "Ada", "score": 99, "rank": 1}
+
+
+async def test_ping_is_answered_with_pong(board):
+    async with spectate("finals") as ws:
+        await receive(ws)
+        await ws.send_json_to({"type": "ping"})
+        assert await receive(ws) == {"type": "pong"}
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json", "invalid_json"),
+        ("[1, 2]", "invalid_message"),
+        ('"ping"', "invalid_message"),
+        ('{"type": "subscribe"}', "unknown_type"),
+        ("{}", "unknown_type"),
+    ],
+)
+async def test_a_bad_text_frame_gets_an_error_and_the_connection_stays_usable(board, frame, code):
+    async with spectate("finals") as ws:
+        await receive(ws)
+        await ws.send_to(text_data=frame)
+        error = await receive(ws)
+        assert error["type"] == "error" and error["code"] == code and error["message"]
+        await ws.send_json_to({"type": "ping"})
+        assert await receive(ws) == {"type": "pong"}
+
+
+async def test_deeply_nested_json_within_the_size_limit_gets_an_error(board):
+    async with spectate("finals") as ws:
+        await receive(ws)
+        await ws.send_to(text_data="[" * (MAX_CLIENT_MESSAGE_BYTES - 1))
+        assert (await receive(ws))["code"] == "invalid_json"
+
+
+async def test_a_binary_frame_closes_with_1003(board):
+    async with spectate("finals") as ws:
+        await receive(ws)
+        await ws.send_to(bytes_data=b"\x00\x01")
+        await expect_close(ws, 1003)
+
+
+async def test_a_frame_over_the_size_limit_closes_with_1009(board):
+    async with spectate("finals") as ws:
+        await receive(ws)
+        await ws.send_to(text_data="é" * (MAX_CLIENT_MESSAGE_BYTES // 2 + 1))
+        await expect_close(ws, 1009)
+
+
+async def test_an_unknown_board_is_accepted_then_closed_with_4404(db):
+    async with spectate("no-such-board") as ws:
+        await expect_close(ws, 4404)
+
+
+async def test_an_unknown_websocket_path_is_closed_with_4404(db):
+    async with spectate("", path="/ws/elsewhere/") as ws:
+        await expect_close(ws, 4404)
+
+
+async def test_a_deleted_board_closes_its_spectators_with_4404(players):
+    async with spectate("finals") as ws:
+        await receive(ws)
+        await in_thread(Board.objects.filter(slug="finals").delete)
+        await expect_close(ws, 4404)
+
+
+@pytest.mark.parametrize("origin", [b"http://evil.example", b"null"])
+async def test_a_foreign_origin_is_refused_at_the_handshake(board, origin):
+    communicator = WebsocketCommunicator(application, "/ws/boards/finals/", headers=[(b"origin", origin)])
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert not connected
+    await communicator.disconnect()
+
+
+async def test_a_request_without_origin_is_refused(board):
+    communicator = WebsocketCommunicator(application, "/ws/boards/finals/")
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert not connected
+    await communicator.disconnect()
