@@ -3,12 +3,8 @@
 import asyncio
 import os
 import shutil
-import socket
-import subprocess
-import time
 import uuid
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
@@ -19,8 +15,8 @@ from django.db import transaction
 from live.models import Board, Player
 from scoreboard.asgi import application
 from scoreboard.settings import redis_channel_layer
+from tests.servers import RedisServer
 
-ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 5  # seconds for any single awaited event
 
 
@@ -75,65 +71,6 @@ def in_thread(func, *args, **kwargs):
     return database_sync_to_async(func)(*args, **kwargs)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, *, timeout: float = 10.0, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)  # polling a port that has no event to await
-    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
-
-
-class RedisServer:
-    """A private redis-server on a free port, in a temporary directory."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                shutil.which("redis-server"),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.tmp_path),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port, process=self.process)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.process = None
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> str:
     """REDIS_URL if set, else a private redis-server; skipped without one (failed in CI)."""
@@ -145,8 +82,7 @@ def redis_url(tmp_path_factory) -> str:
         if os.environ.get("CI"):
             pytest.fail(f"{reason}; CI must run the Redis-backed tests")
         pytest.skip(reason)
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server.url
     server.stop()
 
