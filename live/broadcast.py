@@ -9,6 +9,7 @@ sent to the board's group. A rolled-back transaction sends nothing.
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -29,6 +30,7 @@ SEND_TIMEOUT = 5.0
 
 @dataclass
 class ChangeSet:
+    publish: Callable[[], None]
     player_ids: set[int] = field(default_factory=set)
     board_changed: bool = False
 
@@ -43,6 +45,12 @@ def _pending_changes() -> dict[tuple[str, int], ChangeSet]:
     return _pending.changes
 
 
+def _is_scheduled(changes: ChangeSet, using: str) -> bool:
+    # Django keeps (savepoint ids, callback, robust) per pending on_commit callback and
+    # drops them on rollback; it has no rollback hook to tell us otherwise.
+    return any(entry[1] is changes.publish for entry in transaction.get_connection(using).run_on_commit)
+
+
 def record_change(
     *,
     board_id: int,
@@ -52,13 +60,17 @@ def record_change(
 ) -> None:
     """Note a change to a board (or one of its players), to be published on commit."""
     key = (using, board_id)
-    changes = _pending_changes().setdefault(key, ChangeSet())
+    pending = _pending_changes()
+    changes = pending.get(key)
+    if changes is None or not _is_scheduled(changes, using):
+        # New, or left over from a rolled-back transaction: start afresh.
+        changes = pending[key] = ChangeSet(publish=partial(_publish_pending, key))
     if player_id is not None:
         changes.player_ids.add(player_id)
     changes.board_changed |= board_changed
-    # Registered on every call: a callback from a rolled-back savepoint is dropped by
-    # Django, one from the outer transaction survives, and the first to run publishes all.
-    transaction.on_commit(partial(_publish_pending, key), using=using)
+    # Registered on every call, so that a rolled-back savepoint (whose callbacks Django
+    # drops) cannot take the outer transaction's changes with it; the first to run publishes.
+    transaction.on_commit(changes.publish, using=using)
 
 
 def record_player_change(*, player: Player, using: str = DEFAULT_DB_ALIAS) -> None:

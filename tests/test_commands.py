@@ -1,0 +1,72 @@
+"""The management commands a newcomer and the demo rely on."""
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from live.management.commands import ensure_admin
+from live.models import Board, Player
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args, **options) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, **options)
+    return out.getvalue()
+
+
+def test_seed_demo_is_idempotent():
+    assert "created" in run("seed_demo")
+    assert "exists" in run("seed_demo")
+    assert Board.objects.filter(slug="demo").count() == 1
+    assert Player.objects.filter(board__slug="demo").count() == 8
+
+
+@pytest.fixture
+def credentials_file(tmp_path, monkeypatch):
+    path = tmp_path / ".admin-credentials"
+    monkeypatch.setattr(ensure_admin, "CREDENTIALS_FILE", path)
+    monkeypatch.delenv("DJANGO_SUPERUSER_PASSWORD", raising=False)
+    return path
+
+
+def test_ensure_admin_generates_a_password_once_and_prints_it(credentials_file):
+    first = run("ensure_admin")
+    password = first.split("password: ")[1].strip()
+    assert len(password) >= 12 and credentials_file.read_text().split() == ["admin", password]
+    assert get_user_model().objects.get(username="admin").check_password(password)
+    assert run("ensure_admin") == first
+
+
+def test_ensure_admin_takes_the_password_from_the_environment(credentials_file, monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "correct-horse-battery")
+    assert "password: correct-horse-battery" in run("ensure_admin")
+    user = get_user_model().objects.get(username="admin")
+    assert user.is_staff and user.is_superuser and user.check_password("correct-horse-battery")
+
+
+def test_ensure_admin_never_resets_a_password_it_did_not_generate(credentials_file, django_user_model):
+    django_user_model.objects.create_superuser("admin", password="chosen-by-the-owner")
+    assert "password: unchanged" in run("ensure_admin")
+    assert django_user_model.objects.get(username="admin").check_password("chosen-by-the-owner")
+
+
+def test_simulate_changes_scores(django_capture_on_commit_callbacks):
+    run("seed_demo")
+    before = dict(Player.objects.values_list("name", "score"))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert "Made 5 changes" in run("simulate", "--count", "5", "--interval", "0", "--seed", "3")
+    assert dict(Player.objects.values_list("name", "score")) != before
+    assert len(callbacks) >= 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--board", "nope"], "No board with slug 'nope'"), (["--count", "-1"], "must not be negative")],
+)
+def test_simulate_refuses_bad_input_clearly(db, args, message):
+    with pytest.raises(CommandError, match=message):
+        run("simulate", *args)

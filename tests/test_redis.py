@@ -1,0 +1,38 @@
+"""The same delivery path against a real redis-server, with each channels-redis layer."""
+
+import pytest
+from channels.layers import get_channel_layer
+
+from tests.conftest import in_thread, receive, spectate
+
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+async def redis_cleanup(redis_layer):
+    yield redis_layer
+    await get_channel_layer().flush()
+
+
+async def test_a_save_reaches_spectators_through_redis(players, redis_cleanup):
+    async with spectate("finals") as first, spectate("finals") as second:
+        for ws in (first, second):
+            assert (await receive(ws))["version"] == 2
+        dee = players[3]
+        dee.score = 50
+        await in_thread(dee.save)
+        for ws in (first, second):
+            update = await receive(ws)
+            assert update["version"] == 3
+            assert update["players"] == [{"id": dee.pk, "name": "Dee", "score": 50, "rank": 1}]
+
+
+async def test_consecutive_saves_arrive_in_version_order(players, redis_cleanup):
+    async with spectate("finals") as ws:
+        await receive(ws)
+        dee = players[3]
+        for score in range(11, 31):
+            dee.score = score
+            await in_thread(dee.save)
+        versions = [(await receive(ws))["version"] for _ in range(20)]
+    assert versions == list(range(3, 23))

@@ -1,0 +1,102 @@
+"""The process relay: one channel-layer member per board, frames fanned out locally."""
+
+import asyncio
+from contextlib import AsyncExitStack
+
+import pytest
+from channels.layers import get_channel_layer
+
+from live.models import Board, Player
+from live.relay import get_relay
+from tests.conftest import in_thread, receive, spectate
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def open_spectators(stack: AsyncExitStack, slug: str, count: int) -> list:
+    spectators = [await stack.enter_async_context(spectate(slug)) for _ in range(count)]
+    for ws in spectators:
+        assert (await receive(ws))["type"] == "snapshot"
+    return spectators
+
+
+async def test_each_board_reaches_only_its_own_spectators(players):
+    other = await in_thread(Board.objects.create, name="Other", slug="other")
+    await in_thread(Player.objects.create, board=other, name="Zed", score=1)
+    async with AsyncExitStack() as stack:
+        finals = await open_spectators(stack, "finals", 30)
+        others = await open_spectators(stack, "other", 10)
+        dee = players[3]
+        dee.score = 11
+        await in_thread(dee.save)
+        zed = await in_thread(Player.objects.get, name="Zed")
+        zed.score = 2
+        await in_thread(zed.save)
+        for ws in finals:
+            assert [p["name"] for p in (await receive(ws))["players"]] == ["Dee"]
+        for ws in others:
+            assert [p["name"] for p in (await receive(ws))["players"]] == ["Zed"]
+        for ws in finals + others:
+            assert await ws.receive_nothing(timeout=0.05)
+
+
+async def test_the_group_has_one_member_per_process_whatever_the_audience(players):
+    layer = get_channel_layer()
+    async with AsyncExitStack() as stack:
+        await open_spectators(stack, "finals", 25)
+        assert len(layer.groups[players[0].board.group_name]) == 1
+        assert len(get_relay().spectators[players[0].board.pk]) == 25
+
+
+async def test_spectators_leaving_do_not_disturb_the_others(players):
+    board = players[0].board
+    async with AsyncExitStack() as stack:
+        staying = await open_spectators(stack, "finals", 5)
+        async with AsyncExitStack() as leaving_stack:
+            await open_spectators(leaving_stack, "finals", 5)
+        assert len(get_relay().spectators[board.pk]) == 5
+        ada = players[0]
+        ada.score = 31
+        await in_thread(ada.save)
+        for ws in staying:
+            assert (await receive(ws))["version"] == 3
+
+
+async def test_the_relay_leaves_the_group_when_the_last_spectator_goes(players):
+    board, layer, relay = players[0].board, get_channel_layer(), get_relay()
+    async with AsyncExitStack() as stack:
+        await open_spectators(stack, "finals", 3)
+        assert relay.channel is not None
+    assert board.pk not in relay.spectators
+    assert not layer.groups.get(board.group_name)
+    assert relay.channel is None  # listener stopped
+
+
+async def test_an_update_during_the_snapshot_is_sent_after_it(players, monkeypatch):
+    """Frames that arrive while a snapshot is read are held back, then sent if newer."""
+    import live.consumers
+
+    original = live.consumers.fetch_snapshot
+    reading = asyncio.Event()
+    proceed = asyncio.Event()
+
+    async def slow_snapshot(board):
+        snapshot = await original(board)
+        reading.set()
+        await asyncio.wait_for(proceed.wait(), 5)
+        return snapshot
+
+    monkeypatch.setattr(live.consumers, "fetch_snapshot", slow_snapshot)
+    connecting = asyncio.create_task(spectate("finals").__aenter__())
+    await asyncio.wait_for(reading.wait(), 5)
+    dee = players[3]
+    dee.score = 12
+    await in_thread(dee.save)  # published while the snapshot (version 2) is held
+    proceed.set()
+    ws = await asyncio.wait_for(connecting, 5)
+    try:
+        assert (await receive(ws))["version"] == 2
+        update = await receive(ws)
+        assert (update["type"], update["version"]) == ("update", 3)
+    finally:
+        await ws.disconnect()
