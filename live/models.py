@@ -53,8 +53,8 @@ class Player(models.Model):
         return self.name
 
     @classmethod
-    def from_db(cls, db, field_names, values):
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, db, field_names, values, *args, **kwargs):
+        instance = super().from_db(db, field_names, values, *args, **kwargs)
         # Remembered so that moving a player to another board also updates the old board.
         instance.loaded_board_id = instance.__dict__.get("board_id")
         return instance
