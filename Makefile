@@ -5,7 +5,11 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast lint format clean
+# Django 6.x needs Python 3.12+: the first such interpreter found runs `make test-django6`.
+PYTHON_NEW ?= $(firstword $(foreach p,python3.14 python3.13 python3.12 $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3),\
+	$(shell $(p) -c 'import sys; assert sys.version_info >= (3, 12); print("$(p)")' 2>/dev/null)))
+
+.PHONY: run test test-fast test-django6 lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,5 +45,12 @@ test: lint
 test-fast: $(VENV)/.dev
 	$(BIN)/python -m pytest -m "not e2e"
 
+test-django6:
+	@if [ -z "$(PYTHON_NEW)" ]; then echo "test-django6: no Python 3.12+ found, skipped"; exit 0; fi; \
+	set -e; [ -x .venv-django6/bin/python ] || $(PYTHON_NEW) -m venv .venv-django6; \
+	.venv-django6/bin/pip install --quiet -r requirements-dev.txt "Django>=6.0,<6.2"; \
+	.venv-django6/bin/python -m django --version; \
+	.venv-django6/bin/python -m pytest -q -p no:cacheprovider -m "not e2e"
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache staticfiles
+	rm -rf $(VENV) .venv-django6 .pytest_cache .ruff_cache staticfiles
