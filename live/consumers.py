@@ -10,11 +10,14 @@ from live.models import Board
 from live.protocol import (
     CLOSE_BOARD_NOT_FOUND,
     CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_POLICY_VIOLATION,
     CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNSUPPORTED_DATA,
     MAX_CLIENT_MESSAGE_BYTES,
     PONG,
     ClientError,
+    FloodGuard,
+    message_size,
     parse_client_message,
 )
 from live.relay import get_relay
@@ -45,6 +48,7 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
     board: Board | None = None
 
     async def connect(self) -> None:
+        self.flood_guard = FloodGuard()
         # Accept before any close: a close before accept reaches a browser only as 1006.
         await self.accept()
         self.board = await find_board(self.scope["url_route"]["kwargs"]["slug"])
@@ -70,10 +74,13 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.board is None:
             return
+        if not self.flood_guard.allow():
+            await self.close(code=CLOSE_POLICY_VIOLATION)
+            return
         if text_data is None:
             await self.close(code=CLOSE_UNSUPPORTED_DATA)
             return
-        if len(text_data.encode()) > MAX_CLIENT_MESSAGE_BYTES:
+        if message_size(text_data) > MAX_CLIENT_MESSAGE_BYTES:
             await self.close(code=CLOSE_MESSAGE_TOO_BIG)
             return
         try:

@@ -1,6 +1,7 @@
 """What spectators may send, and how the server answers bad input (docs/PROTOCOL.md)."""
 
 import json
+import time
 from typing import Any
 
 from live.serializers import encode
@@ -8,7 +9,12 @@ from live.serializers import encode
 # Spectators send almost nothing: a ping or a resync request is under 30 bytes.
 MAX_CLIENT_MESSAGE_BYTES = 4096
 
+# A page pings every 20 s and resyncs only after a gap; each resync reads the database,
+# so a client sending more than this many frames within one second is closed.
+MAX_CLIENT_MESSAGES_PER_SECOND = 10
+
 CLOSE_UNSUPPORTED_DATA = 1003  # a binary frame
+CLOSE_POLICY_VIOLATION = 1008  # flooding: over MAX_CLIENT_MESSAGES_PER_SECOND
 CLOSE_MESSAGE_TOO_BIG = 1009  # a frame over MAX_CLIENT_MESSAGE_BYTES
 CLOSE_TRY_AGAIN_LATER = 1013  # the channel layer is unreachable; reconnect later
 CLOSE_BOARD_NOT_FOUND = 4404  # unknown or deleted board; do not reconnect
@@ -28,6 +34,30 @@ class ClientError(Exception):
 
     def frame(self) -> str:
         return encode({"type": "error", "code": self.code, "message": self.message})
+
+
+class FloodGuard:
+    """Counts one connection's frames in fixed one-second windows."""
+
+    clock = staticmethod(time.monotonic)
+
+    def __init__(self, limit: int = MAX_CLIENT_MESSAGES_PER_SECOND) -> None:
+        self.limit = limit
+        self.window_start = float("-inf")
+        self.count = 0
+
+    def allow(self) -> bool:
+        """Record one frame; False once the current window holds more than `limit` frames."""
+        now = self.clock()
+        if now - self.window_start >= 1.0:
+            self.window_start, self.count = now, 0
+        self.count += 1
+        return self.count <= self.limit
+
+
+def message_size(text: str) -> int:
+    """Size in UTF-8 bytes; lone surrogates (never valid on the wire) count as 3 bytes."""
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def parse_client_message(text: str) -> dict[str, Any]:
