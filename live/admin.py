@@ -14,7 +14,8 @@ class PlayerInline(admin.TabularInline):
 
 @admin.register(Board)
 class BoardAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "player_count", "version", "updated_at"]
+    list_display = ["name", "slug", "is_public", "player_count", "version", "updated_at"]
+    list_filter = ["is_public"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["version", "created_at", "updated_at"]

@@ -2,18 +2,40 @@ from django.db import models
 from django.urls import reverse
 
 
+class BoardQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "BoardQuerySet":
+        """The boards `user` may watch: every public board, and private ones with permission."""
+        if can_view_private_boards(user):
+            return self
+        return self.filter(is_public=True)
+
+
+def can_view_private_boards(user) -> bool:
+    return user is not None and user.is_authenticated and user.has_perm("live.view_private_board")
+
+
 class Board(models.Model):
-    """A scoreboard that spectators watch; `version` counts its committed change-sets."""
+    """A scoreboard that spectators watch; `version` counts its committed change-sets.
+
+    A private board (is_public off) is shown only to logged-in users with the permission
+    `live.view_private_board` (superusers have every permission); to anyone else it is 403.
+    """
 
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=100, unique=True)
+    is_public = models.BooleanField(
+        "public", default=True, help_text="Off: only users allowed to view private boards see it."
+    )
     # Bumped only by live.broadcast, one step per committed change-set (never by save()).
     version = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = BoardQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
+        permissions = [("view_private_board", "Can view private boards")]
 
     def __str__(self) -> str:
         return self.name
@@ -28,6 +50,9 @@ class Board(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("live:board", kwargs={"slug": self.slug})
+
+    def is_visible_to(self, user) -> bool:
+        return self.is_public or can_view_private_boards(user)
 
     @property
     def group_name(self) -> str:
