@@ -9,6 +9,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from live.models import Board
 from live.protocol import (
     CLOSE_BOARD_NOT_FOUND,
+    CLOSE_FORBIDDEN,
     CLOSE_MESSAGE_TOO_BIG,
     CLOSE_POLICY_VIOLATION,
     CLOSE_TRY_AGAIN_LATER,
@@ -29,6 +30,11 @@ logger = logging.getLogger(__name__)
 @database_sync_to_async
 def find_board(slug: str) -> Board | None:
     return Board.objects.filter(slug=slug).first()
+
+
+@database_sync_to_async
+def may_view(board: Board, user) -> bool:
+    return board.is_visible_to(user)
 
 
 @database_sync_to_async
@@ -54,6 +60,11 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
         self.board = await find_board(self.scope["url_route"]["kwargs"]["slug"])
         if self.board is None:
             await self.close(code=CLOSE_BOARD_NOT_FOUND)
+            return
+        if not await may_view(self.board, self.scope.get("user")):
+            # Never joined, so none of the board's updates can reach this socket.
+            self.board = None
+            await self.close(code=CLOSE_FORBIDDEN)
             return
         # Updates that arrive while the snapshot is read wait here (None: send directly).
         self.buffer: list[tuple[int, str]] | None = []

@@ -17,6 +17,7 @@ CLOSE_UNSUPPORTED_DATA = 1003  # a binary frame
 CLOSE_POLICY_VIOLATION = 1008  # flooding: over MAX_CLIENT_MESSAGES_PER_SECOND
 CLOSE_MESSAGE_TOO_BIG = 1009  # a frame over MAX_CLIENT_MESSAGE_BYTES
 CLOSE_TRY_AGAIN_LATER = 1013  # the channel layer is unreachable; reconnect later
+CLOSE_FORBIDDEN = 4403  # a private board this user may not view; do not reconnect
 CLOSE_BOARD_NOT_FOUND = 4404  # unknown or deleted board; do not reconnect
 
 CLIENT_MESSAGE_TYPES = ("ping", "resync")

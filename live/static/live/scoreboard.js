@@ -223,6 +223,12 @@ function connect() {
       notice.hidden = false;
       return;
     }
+    if (event.code === 4403) {
+      setConnectionState("offline");
+      notice.textContent = "This board is private. Reload the page after logging in.";
+      notice.hidden = false;
+      return;
+    }
     setConnectionState("reconnecting");
     // Exponential back-off with full jitter, so a restarted server is not stampeded.
     const ceiling = Math.min(RECONNECT_CAP_MS, RECONNECT_BASE_MS * 2 ** attempt);
