@@ -1,6 +1,6 @@
 from django.urls import path
 
-from live import views
+from live import health, views
 
 app_name = "live"
 
@@ -8,4 +8,5 @@ urlpatterns = [
     path("", views.board_list, name="board_list"),
     path("boards/<slug:slug>/", views.board_page, name="board"),
     path("api/boards/<slug:slug>/", views.board_api, name="board_api"),
+    path("healthz", health.healthz, name="healthz"),
 ]
