@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The limits of deploy/systemd/daphne@.service (tests/test_transport.py checks they match).
+DAPHNE_OPTIONS := --websocket-max-message-size 4096 --websocket-max-frame-size 4096 --ping-interval 15 --ping-timeout 10
 
 # Django 6.x needs Python 3.12+: the first such interpreter found runs `make test-django6`.
 PYTHON_NEW ?= $(firstword $(foreach p,python3.14 python3.13 python3.12 $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3),\
@@ -29,7 +31,7 @@ run: $(VENV)/.runtime
 	$(BIN)/python manage.py seed_demo
 	@$(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/admin/
 	@echo "Spectator page: http://$(HOST):$(PORT)/boards/demo/   (Ctrl-C to stop)"
-	$(BIN)/daphne -b $(HOST) -p $(PORT) scoreboard.asgi:application
+	$(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_OPTIONS) scoreboard.asgi:application
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
