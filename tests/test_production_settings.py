@@ -2,7 +2,6 @@
 
 import json
 import re
-import secrets
 import subprocess
 import sys
 
@@ -11,24 +10,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from live.models import Board, Player
-from tests.servers import ROOT, server_env
-
-ENV_EXAMPLE = ROOT / "deploy" / "scoreboard.env.example"
-
-
-def production_env(tmp_path) -> dict:
-    """deploy/scoreboard.env.example with a real secret key and a throwaway database."""
-    documented = {}
-    for line in ENV_EXAMPLE.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            documented[name] = value
-    documented.update(
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        DJANGO_STATIC_ROOT=str(tmp_path / "static"),
-    )
-    return server_env(database_url=documented.pop("DATABASE_URL"), **documented)
+from tests.production import production_env
+from tests.servers import ROOT
 
 
 def check_deploy(env: dict) -> subprocess.CompletedProcess:
