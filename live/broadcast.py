@@ -137,7 +137,14 @@ def publish_changes(
     )
     send_to_board(
         board_id=board_id,
-        message={"type": "board.update", "board_id": board_id, "version": board.version, "text": frame},
+        message={
+            "type": "board.update",
+            "board_id": board_id,
+            "version": board.version,
+            "text": frame,
+            # Relays hold back a private board's updates from spectators not allowed to see it.
+            "public": board.is_public,
+        },
     )
     return board.version
 

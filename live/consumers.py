@@ -6,7 +6,7 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from live.models import Board
+from live.models import Board, can_view_private_boards
 from live.protocol import (
     CLOSE_BOARD_NOT_FOUND,
     CLOSE_FORBIDDEN,
@@ -33,13 +33,19 @@ def find_board(slug: str) -> Board | None:
 
 
 @database_sync_to_async
-def may_view(board: Board, user) -> bool:
-    return board.is_visible_to(user)
+def may_view_private(user) -> bool:
+    return can_view_private_boards(user)
+
+
+class Forbidden(Exception):
+    """The board was made private and this spectator may not view it."""
 
 
 @database_sync_to_async
-def fetch_snapshot(board: Board) -> dict | None:
+def fetch_snapshot(board: Board, *, may_view_private: bool) -> dict | None:
     try:
+        if not may_view_private and not Board.objects.get(pk=board.pk).is_public:
+            raise Forbidden
         return board_snapshot(board=board)
     except Board.DoesNotExist:
         return None
@@ -61,7 +67,8 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
         if self.board is None:
             await self.close(code=CLOSE_BOARD_NOT_FOUND)
             return
-        if not await may_view(self.board, self.scope.get("user")):
+        self.may_view_private = await may_view_private(self.scope.get("user"))
+        if not (self.board.is_public or self.may_view_private):
             # Never joined, so none of the board's updates can reach this socket.
             self.board = None
             await self.close(code=CLOSE_FORBIDDEN)
@@ -108,7 +115,11 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
         """Send a fresh snapshot, then any update newer than it that arrived meanwhile."""
         async with self.snapshot_lock:
             self.buffer = []
-            snapshot = await fetch_snapshot(self.board)
+            try:
+                snapshot = await fetch_snapshot(self.board, may_view_private=self.may_view_private)
+            except Forbidden:
+                await self.forbidden()
+                return
             if snapshot is None:
                 await self.board_removed()
                 return
@@ -126,6 +137,9 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
 
     async def board_removed(self) -> None:
         await self.close(code=CLOSE_BOARD_NOT_FOUND)
+
+    async def forbidden(self) -> None:
+        await self.close(code=CLOSE_FORBIDDEN)
 
 
 class NotFoundConsumer(AsyncWebsocketConsumer):

@@ -20,7 +20,11 @@ logger = logging.getLogger(__name__)
 
 
 class Spectator(Protocol):
+    may_view_private: bool
+
     async def deliver(self, version: int, text: str) -> None: ...
+
+    async def forbidden(self) -> None: ...
 
     async def resync(self) -> None: ...
 
@@ -92,9 +96,13 @@ class Relay:
             return
         if message["type"] == "board.update":
             version, text = message["version"], message["text"]
+            public = message.get("public", True)
             for spectator in tuple(members):
                 try:
-                    await spectator.deliver(version, text)
+                    if public or spectator.may_view_private:
+                        await spectator.deliver(version, text)
+                    else:  # the board was made private while this outsider watched
+                        await spectator.forbidden()
                 except Exception:
                     logger.exception("relay could not deliver to a spectator")
         elif message["type"] == "board.removed":

@@ -133,8 +133,8 @@ def session_headers(user: User | None) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-async def connect(headers) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, "/ws/boards/hidden/", headers=headers)
+async def connect(headers, *, slug: str = "hidden") -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, f"/ws/boards/{slug}/", headers=headers)
     connected, _ = await communicator.connect(timeout=TIMEOUT)
     assert connected
     return communicator
@@ -164,4 +164,39 @@ async def test_updates_of_a_private_board_reach_only_allowed_sockets(private_boa
         assert await outsider.receive_nothing(timeout=0.2)
     finally:
         await insider.disconnect()
+        await outsider.disconnect()
+
+
+def make_private(board_id: int) -> None:
+    board = Board.objects.get(pk=board_id)
+    board.is_public = False
+    board.save()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_making_a_board_private_closes_outsiders_and_keeps_insiders(board):
+    insider_user = await in_thread(make_user, "insider", allowed=True)
+    insider = await connect(await in_thread(session_headers, insider_user), slug="finals")
+    outsider = await connect(await in_thread(session_headers, None), slug="finals")
+    try:
+        await receive(insider)
+        await receive(outsider)
+        await in_thread(make_private, board.pk)
+        assert (await receive(insider))["type"] == "update"
+        assert await outsider.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4403}
+    finally:
+        await insider.disconnect()
+        await outsider.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_outsiders_resync_after_the_board_went_private_is_refused(board):
+    outsider = await connect(await in_thread(session_headers, None), slug="finals")
+    try:
+        await receive(outsider)
+        # Made private without an update reaching this process (e.g. while Redis was down).
+        await in_thread(Board.objects.filter(pk=board.pk).update, is_public=False)
+        await outsider.send_json_to({"type": "resync"})
+        assert await outsider.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4403}
+    finally:
         await outsider.disconnect()

@@ -80,8 +80,8 @@ async def test_an_update_during_the_snapshot_is_sent_after_it(players, monkeypat
     reading = asyncio.Event()
     proceed = asyncio.Event()
 
-    async def slow_snapshot(board):
-        snapshot = await original(board)
+    async def slow_snapshot(board, **kwargs):
+        snapshot = await original(board, **kwargs)
         reading.set()
         await asyncio.wait_for(proceed.wait(), 5)
         return snapshot
