@@ -2,16 +2,16 @@ from django.db import models
 from django.urls import reverse
 
 
+def can_view_private_boards(user) -> bool:
+    return user is not None and user.is_authenticated and user.has_perm("live.view_private_board")
+
+
 class BoardQuerySet(models.QuerySet):
     def visible_to(self, user) -> "BoardQuerySet":
         """The boards `user` may watch: every public board, and private ones with permission."""
         if can_view_private_boards(user):
             return self
         return self.filter(is_public=True)
-
-
-def can_view_private_boards(user) -> bool:
-    return user is not None and user.is_authenticated and user.has_perm("live.view_private_board")
 
 
 class Board(models.Model):
