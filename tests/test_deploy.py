@@ -36,7 +36,7 @@ ADMIN_PASSWORD = "deploy-test-password-8b1c"
 
 
 def need(program: str) -> str:
-    path = shutil.which(program) or next((str(p) for p in (Path("/usr/sbin") / program,) if p.exists()), None)
+    path = shutil.which(program, path=f"{os.environ.get('PATH', '')}:/usr/sbin")  # nginx is in sbin
     if path is None:
         reason = f"{program} is not installed (.ci/run installs it)"
         if os.environ.get("CI"):

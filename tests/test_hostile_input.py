@@ -6,12 +6,10 @@ from collections import Counter
 
 import hypothesis
 import pytest
-from django.db.models import F
 from hypothesis import strategies as st
 
-from live.broadcast import publish_changes
-from live.models import Player
 from live.protocol import MAX_CLIENT_MESSAGE_BYTES, MAX_CLIENT_MESSAGES_PER_SECOND, FloodGuard
+from live.services import award_points
 from tests.conftest import TIMEOUT, in_thread, receive, spectate
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -182,8 +180,7 @@ async def test_thousands_of_random_frames_each_get_the_protocols_answer(players,
 
         async def one_example(batch):
             sent.append(await fuzz_one_connection(batch))
-            await in_thread(Player.objects.filter(pk=players[0].pk).update, score=F("score") + 1)
-            await in_thread(publish_changes, board_id=players[0].board_id, player_ids={players[0].pk})
+            await in_thread(award_points, player_ids=[players[0].pk], points=1)
             update = await receive(bystander)
             bystander_versions.append(update["version"])
 
