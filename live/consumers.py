@@ -16,6 +16,7 @@ from live.protocol import (
     CLOSE_UNSUPPORTED_DATA,
     MAX_CLIENT_MESSAGE_BYTES,
     PONG,
+    STALE,
     ClientError,
     FloodGuard,
     message_size,
@@ -84,6 +85,8 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
             return
         await self.resync()
+        if not get_relay().live:
+            await self.stale()
 
     async def disconnect(self, code: int) -> None:
         if self.board is not None:
@@ -140,6 +143,9 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
 
     async def forbidden(self) -> None:
         await self.close(code=CLOSE_FORBIDDEN)
+
+    async def stale(self) -> None:
+        await self.send(text_data=STALE)
 
 
 class NotFoundConsumer(AsyncWebsocketConsumer):

@@ -23,6 +23,8 @@ CLOSE_BOARD_NOT_FOUND = 4404  # unknown or deleted board; do not reconnect
 CLIENT_MESSAGE_TYPES = ("ping", "resync")
 
 PONG = encode({"type": "pong"})
+# The server lost the channel layer: updates may be missing until a fresh snapshot follows.
+STALE = encode({"type": "stale"})
 
 
 class ClientError(Exception):

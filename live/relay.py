@@ -8,6 +8,8 @@ in-memory layer) carries messages between processes; the relay carries them to s
 
 import asyncio
 import logging
+import time
+import uuid
 import weakref
 from typing import Any, Protocol
 
@@ -30,16 +32,39 @@ class Spectator(Protocol):
 
     async def board_removed(self) -> None: ...
 
+    async def stale(self) -> None: ...
+
+
+# The relay probes its own path through the broker (group_send, membership, receive) this
+# often: the pubsub layer never raises from receive(), so a lost broker is otherwise silent.
+HEARTBEAT_EVERY = 1.0
+HEARTBEAT_TIMEOUT = 1.0
+# While stale, probe often: the spectators converge as soon as one heartbeat gets through.
+RECOVERY_EVERY = 0.25
+
 
 class Relay:
-    """Relays a board's updates from the channel layer to this process's spectators."""
+    """Relays a board's updates from the channel layer to this process's spectators.
+
+    A heartbeat through the broker tells whether updates can arrive. When it fails, every
+    spectator is told its standings may be stale; when it answers again, the relay re-adds
+    its groups (a restarted Redis has forgotten them) and resyncs every spectator.
+    """
 
     def __init__(self, layer) -> None:
         self.layer = layer
         self.channel: str | None = None
         self.spectators: dict[int, set[Spectator]] = {}
+        self.live = True
         self._membership = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
+        self._heartbeat_group = f"relay-{uuid.uuid4().hex}"
+        self._heartbeats = 0  # the number of the last heartbeat sent
+        self._heartbeat_awaited = 1  # a heartbeat numbered this or higher counts
+        self._heartbeat_back = False
+        # Set when an awaited heartbeat is back, or when the listener finds the broker gone.
+        self._heartbeat_wake = asyncio.Event()
+        self._lost_at = 0.0
 
     async def join(self, board_id: int, spectator: Spectator) -> None:
         """Add a spectator; returns once the board's updates are routed to this process."""
@@ -47,8 +72,11 @@ class Relay:
             if board_id not in self.spectators:
                 if self.channel is None:
                     self.channel = await self.layer.new_channel()
+                    await self.layer.group_add(self._heartbeat_group, self.channel)
+                    self.live = True
                     self._tasks = [
                         asyncio.create_task(self._listen()),
+                        asyncio.create_task(self._watch()),
                         asyncio.create_task(self._refresh_groups()),
                     ]
                 await self.layer.group_add(Board.group_name_for(board_id), self.channel)
@@ -84,11 +112,16 @@ class Relay:
                 message = await self.layer.receive(channel)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the broker went away; wait for it
-                logger.warning("relay lost the channel layer (%s: %s)", type(exc).__name__, exc)
-                await self._recover()
+            except Exception as exc:  # noqa: BLE001 - the broker went away; _watch() recovers
+                await self._lost(f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(RECOVERY_EVERY)  # retry back-off, not synchronisation
                 continue
-            await self.dispatch(message)
+            if message.get("type") == "relay.heartbeat":
+                if message.get("n", 0) >= self._heartbeat_awaited:
+                    self._heartbeat_back = True
+                    self._heartbeat_wake.set()
+            else:
+                await self.dispatch(message)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         members = self.spectators.get(message.get("board_id"))
@@ -109,34 +142,86 @@ class Relay:
             for spectator in tuple(members):
                 await spectator.board_removed()
 
-    async def _recover(self) -> None:
-        """Re-join every group once the broker answers, then resync every spectator."""
-        delay = 0.5
+    async def _watch(self) -> None:
         while True:
-            await asyncio.sleep(delay)  # retry back-off, not synchronisation
-            try:
-                await self._add_groups()
-            except Exception:  # noqa: BLE001
-                delay = min(delay * 2, 5.0)
+            await asyncio.sleep(HEARTBEAT_EVERY if self.live else RECOVERY_EVERY)  # a period
+            if self.live:
+                self._heartbeat_awaited = self._heartbeats + 1
+                self._heartbeat_back = False
+                if not await self._heartbeat(timeout=HEARTBEAT_TIMEOUT):
+                    await self._lost("no heartbeat through the channel layer")
                 continue
-            break
-        logger.warning("relay reconnected; resyncing %d spectators", self._count())
-        for members in list(self.spectators.values()):
-            for spectator in tuple(members):
+            try:
+                async with self._membership:
+                    await self._add_groups()
+            except Exception:  # noqa: BLE001 - still down; try again next period
+                continue
+            # Any heartbeat sent since the loss counts, so a slow one is not wasted.
+            if await self._heartbeat(timeout=RECOVERY_EVERY):
+                await self._recovered()
+
+    async def _heartbeat(self, *, timeout: float) -> bool:
+        """Send a message to ourselves through the broker; True once an awaited one is back."""
+        self._heartbeats += 1
+        message = {"type": "relay.heartbeat", "n": self._heartbeats}
+        self._heartbeat_wake.clear()
+        try:
+            async with asyncio.timeout(timeout):
+                try:
+                    await self.layer.group_send(self._heartbeat_group, message)
+                except Exception:  # noqa: BLE001 - a stale pooled connection fails once: retry
+                    await self.layer.group_send(self._heartbeat_group, message)
+                if not self._heartbeat_back:
+                    await self._heartbeat_wake.wait()
+        except Exception:  # noqa: BLE001 - any failure means updates cannot arrive either
+            return False
+        return self._heartbeat_back
+
+    async def _lost(self, reason: str) -> None:
+        if not self.live:
+            return
+        self.live = False
+        self._lost_at = time.monotonic()
+        self._heartbeat_awaited = self._heartbeats + 1
+        self._heartbeat_back = False
+        self._heartbeat_wake.set()  # ends a heartbeat in flight: it cannot come back now
+        logger.warning("relay lost the channel layer (%s); %d spectators are stale", reason, self._count())
+        for spectator in self._all_spectators():
+            try:
+                await spectator.stale()
+            except Exception:
+                logger.exception("relay could not tell a spectator it is stale")
+
+    async def _recovered(self) -> None:
+        self.live = True
+        logger.warning(
+            "relay reconnected after %.1fs; resyncing %d spectators",
+            time.monotonic() - self._lost_at,
+            self._count(),
+        )
+        for spectator in self._all_spectators():
+            try:
                 await spectator.resync()
+            except Exception:
+                logger.exception("relay could not resync a spectator")
 
     async def _refresh_groups(self) -> None:
         # A group member older than the layer's group_expiry silently stops receiving.
         while True:
             await asyncio.sleep(settings.LIVE_GROUP_REFRESH)
             try:
-                await self._add_groups()
-            except Exception as exc:  # noqa: BLE001 - _listen() handles outages
+                async with self._membership:
+                    await self._add_groups()
+            except Exception as exc:  # noqa: BLE001 - _watch() handles outages
                 logger.warning("relay could not refresh its groups: %s", exc)
 
     async def _add_groups(self) -> None:
+        await self.layer.group_add(self._heartbeat_group, self.channel)
         for board_id in list(self.spectators):
             await self.layer.group_add(Board.group_name_for(board_id), self.channel)
+
+    def _all_spectators(self) -> list[Spectator]:
+        return [spectator for members in self.spectators.values() for spectator in members]
 
     def _count(self) -> int:
         return sum(len(members) for members in self.spectators.values())

@@ -175,6 +175,11 @@ function onMessage(event) {
     case "snapshot":
       applySnapshot(message);
       section.dataset.version = String(state.version);
+      setConnectionState("live");
+      break;
+    case "stale":
+      // The server lost its channel layer; a fresh snapshot follows once it is back.
+      setConnectionState("stale");
       break;
     case "update":
       if (state.awaitingSnapshot || message.version <= state.version) return;
