@@ -168,4 +168,10 @@ def send_to_board(*, board_id: int, message: dict[str, Any]) -> bool:
 
 
 async def _group_send(layer, group: str, message: dict[str, Any]) -> None:
-    await asyncio.wait_for(layer.group_send(group, message), timeout=SEND_TIMEOUT)
+    async with asyncio.timeout(SEND_TIMEOUT):
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # noqa: BLE001
+            # A pooled connection from before a Redis restart fails once, then is replaced.
+            # A message sent twice is harmless: spectators ignore versions they already have.
+            await layer.group_send(group, message)
