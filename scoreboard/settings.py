@@ -219,7 +219,11 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "scoreboard.log_format.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    # channels-redis retries every second while Redis is down: see scoreboard/log_filters.py.
+    "filters": {"quiet_repeats": {"()": "scoreboard.log_filters.QuietRepeats"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["quiet_repeats"]}
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {"live": {"level": os.environ.get("LIVE_LOG_LEVEL", "INFO")}},
 }
