@@ -13,9 +13,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from live.routing import websocket_urlpatterns  # noqa: E402
-from scoreboard.daphne_close_codes import allow_rfc6455_close_codes  # noqa: E402
+from scoreboard.daphne_close_codes import allow_rfc6455_close_codes, close_websockets_on_shutdown  # noqa: E402
 
 allow_rfc6455_close_codes()
+close_websockets_on_shutdown()
 
 application = ProtocolTypeRouter(
     {
