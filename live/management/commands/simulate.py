@@ -35,11 +35,13 @@ class Command(BaseCommand):
                     player = Player.objects.select_for_update().filter(pk=rng.choice(player_ids)).first()
                     if player is None:
                         continue  # deleted meanwhile
+                    before = player.score
                     player.score = max(0, player.score + rng.choice([-3, -1, 1, 2, 5, 10]))
                     player.save(update_fields=["score", "updated_at"])
                 done += 1
                 if options["verbosity"] > 1:
-                    self.stdout.write(f"{player.name}: {player.score}")
+                    # Old and new score, so a test can account for every change.
+                    self.stdout.write(f"{player.name}: {before} -> {player.score}")
                 if interval:
                     time.sleep(interval)
         except KeyboardInterrupt:
