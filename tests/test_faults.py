@@ -1,0 +1,527 @@
+"""Faults injected into real processes: spectators always converge to the database.
+
+Every test runs real Daphne processes, a real redis-server and real `websockets` clients;
+staff save through the admin over HTTP with a session cookie and a CSRF token.
+"""
+
+import asyncio
+import http.cookiejar
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+import pytest
+import websockets
+
+from tests.servers import ROOT, DaphneProcess, RedisServer, manage, server_env, sqlite_database
+
+pytestmark = [pytest.mark.redis, pytest.mark.faults]
+
+CONVERGE_WITHIN = 5.0  # seconds, the promise of docs/RELIABILITY.md
+STAFF_PASSWORD = "staff-password-for-tests-only"
+
+
+# --- staff over HTTP ------------------------------------------------------------------------
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a 302 is the admin's "saved": report it, do not follow it
+
+
+class Staff:
+    """A staff member in the admin over real HTTP: session cookie, CSRF token, no redirects."""
+
+    def __init__(self, base_url: str, username: str) -> None:
+        self.base_url, self.username = base_url, username
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirect
+        )
+
+    def request(self, path: str, fields: list[tuple[str, str]] | None = None) -> tuple[int, str]:
+        data = None if fields is None else urllib.parse.urlencode(fields).encode()
+        request = urllib.request.Request(self.base_url + path, data=data)
+        request.add_header("Referer", self.base_url + path)
+        try:
+            with self.opener.open(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(errors="replace")
+
+    def csrf_token(self) -> str:
+        return next(c.value for c in self.cookies if c.name == "csrftoken")
+
+    def post(self, path: str, fields: list[tuple[str, str]]) -> int:
+        if not any(c.name == "csrftoken" for c in self.cookies):
+            self.request(path)
+        status, body = self.request(path, [("csrfmiddlewaretoken", self.csrf_token()), *fields])
+        assert status == 302, f"POST {path} answered {status}: {body[:2000]}"
+        return status
+
+    def log_in(self) -> "Staff":
+        status, _ = self.request("/admin/login/")
+        assert status == 200
+        self.post(
+            "/admin/login/",
+            [("username", self.username), ("password", STAFF_PASSWORD), ("next", "/admin/")],
+        )
+        return self
+
+    def set_score(self, player: dict, score: int) -> int:
+        """Save one player through its admin change form."""
+        return self.post(
+            f"/admin/live/player/{player['id']}/change/",
+            [
+                ("board", str(player["board_id"])),
+                ("name", player["name"]),
+                ("score", str(score)),
+                ("_save", "Save"),
+            ],
+        )
+
+    def add_points(self, player_ids: list[int], action: str = "award_1") -> int:
+        """The changelist action "Add 1 point to the selected players"."""
+        fields = [("action", action), ("index", "0")]
+        fields += [("_selected_action", str(pk)) for pk in player_ids]
+        return self.post("/admin/live/player/", fields)
+
+
+def create_staff(env: dict, *usernames: str) -> None:
+    for username in usernames:
+        manage(
+            "ensure_admin", "--username", username, env={**env, "DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD}
+        )
+
+
+# --- the database's truth ---------------------------------------------------------------------
+
+
+class Database:
+    """Reads the committed standings straight from SQLite or PostgreSQL, as the truth."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        if self.url.startswith("sqlite:"):
+            with sqlite3.connect(self.url.removeprefix("sqlite:///"), timeout=20) as connection:
+                return connection.execute(sql.replace("%s", "?"), params).fetchall()
+        import psycopg
+
+        with psycopg.connect(self.url.replace("postgres://", "postgresql://")) as connection:
+            return connection.execute(sql, params).fetchall()
+
+    def board(self, slug: str = "demo") -> tuple[int, int]:
+        """(id, version) of a board."""
+        return self.query("select id, version from live_board where slug = %s", slug)[0]
+
+    def players(self, board_id: int) -> list[dict]:
+        rows = self.query("select id, board_id, name, score from live_player where board_id = %s", board_id)
+        return [dict(zip(("id", "board_id", "name", "score"), row, strict=True)) for row in rows]
+
+    def standings(self, board_id: int) -> tuple[int, dict[int, int]]:
+        """(version, {player id: score}) as committed."""
+        version = self.query("select version from live_board where id = %s", board_id)[0][0]
+        scores = dict(self.query("select id, score from live_player where board_id = %s", board_id))
+        return version, scores
+
+
+# --- spectators -------------------------------------------------------------------------------
+
+
+class Spectator:
+    """A `websockets` client that behaves like scoreboard.js.
+
+    It applies the snapshot and then updates in version order, asks for a resync on a gap,
+    and reconnects with the page's back-off on any close but 4404, to the next server URL.
+    """
+
+    def __init__(self, urls: list[str], slug: str = "demo") -> None:
+        self.urls = [f"{url}/ws/boards/{slug}/" for url in urls]
+        self.version: int | None = None
+        self.scores: dict[int, int] = {}
+        self.awaiting_snapshot = True
+        self.close_codes: list[int | None] = []
+        self.frames: list[str] = []  # frame types in arrival order
+        self.connections = 0
+        self.changed = asyncio.Condition()
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> "Spectator":
+        self.task = asyncio.create_task(self._run())
+        return self
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self.task
+
+    async def _run(self) -> None:
+        attempt = 0
+        index = 0
+        while True:
+            url = self.urls[index % len(self.urls)]
+            code = None  # never connected
+            try:
+                async with websockets.connect(url, origin="http://localhost", open_timeout=5) as socket:
+                    attempt = 0
+                    self.connections += 1
+                    self.awaiting_snapshot = True
+                    with suppress(websockets.ConnectionClosed):
+                        async for text in socket:
+                            await self._receive(socket, json.loads(text))
+                    code = socket.close_code  # 1006 when the TCP connection just dropped
+            except (OSError, websockets.InvalidHandshake, TimeoutError):
+                pass
+            await self._note(close_code=code)
+            if code == 4404:
+                return
+            index += 1
+            ceiling = min(10.0, 0.5 * 2**attempt)
+            attempt += 1
+            await asyncio.sleep(ceiling / 2 + random.random() * ceiling / 2)  # the page's back-off
+
+    async def _receive(self, socket, message: dict) -> None:
+        kind = message["type"]
+        if kind == "snapshot":
+            self.scores = {p["id"]: p["score"] for p in message["players"]}
+            self.version = message["version"]
+            self.awaiting_snapshot = False
+        elif kind == "update":
+            if self.awaiting_snapshot or message["version"] <= self.version:
+                return
+            if message["version"] == self.version + 1:
+                self.scores.update({p["id"]: p["score"] for p in message["players"]})
+                for player_id in message["removed"]:
+                    self.scores.pop(player_id, None)
+                self.version = message["version"]
+            else:
+                self.frames.append("gap")
+                self.awaiting_snapshot = True
+                await socket.send(json.dumps({"type": "resync"}))
+        await self._note(frame=kind)
+
+    async def _note(self, *, frame: str | None = None, close_code: int | None = None) -> None:
+        async with self.changed:
+            if frame is not None:
+                self.frames.append(frame)
+            else:
+                self.close_codes.append(close_code)
+            self.changed.notify_all()
+
+    async def wait_until(self, predicate, timeout: float, what: str) -> None:
+        try:
+            async with asyncio.timeout(timeout), self.changed:
+                await self.changed.wait_for(lambda: predicate(self))
+        except TimeoutError:
+            pytest.fail(
+                f"spectator not {what} within {timeout}s: version={self.version} scores={self.scores} "
+                f"frames={self.frames[-10:]} closes={self.close_codes}"
+            )
+
+
+@asynccontextmanager
+async def spectators(urls: list[str], count: int):
+    """`count` spectators spread over the servers' URLs, always stopped."""
+    crowd = [Spectator(urls[i % len(urls) :] + urls[: i % len(urls)]).start() for i in range(count)]
+    try:
+        yield crowd
+    finally:
+        for spectator in crowd:
+            await spectator.stop()
+
+
+async def converge(
+    crowd: list[Spectator], db: Database, board_id: int, timeout: float = CONVERGE_WITHIN
+) -> float:
+    """Wait until every spectator shows the committed standings; returns the seconds taken."""
+    started = time.monotonic()
+    version, scores = await asyncio.to_thread(db.standings, board_id)
+    for spectator in crowd:
+        remaining = max(0.1, timeout - (time.monotonic() - started))
+        await spectator.wait_until(
+            lambda s: s.version == version and s.scores == scores, remaining, f"at version {version}"
+        )
+    return time.monotonic() - started
+
+
+# --- the deployment under test ------------------------------------------------------------------
+
+
+class Deployment:
+    """redis-server, a migrated database with the demo board and staff, and Daphne processes."""
+
+    def __init__(self, tmp_path: Path, *, layer: str = "pubsub", database_url: str | None = None, **env: str):
+        self.tmp_path = tmp_path
+        self.redis = RedisServer(tmp_path).start()
+        self.database_url = database_url or sqlite_database(tmp_path)
+        self.env = server_env(database_url=self.database_url, redis_url=self.redis.url, layer=layer, **env)
+        if database_url:
+            manage("migrate", "--noinput", env=self.env)
+        manage("seed_demo", env=self.env)
+        create_staff(self.env, "staff1", "staff2")
+        self.db = Database(self.database_url)
+        self.board_id, _ = self.db.board()
+        self.daphnes: list[DaphneProcess] = []
+
+    def start_daphne(self, port: int | None = None) -> DaphneProcess:
+        daphne = DaphneProcess(env=self.env, tmp_path=self.tmp_path, port=port).start()
+        self.daphnes.append(daphne)
+        return daphne
+
+    def restart_redis(self) -> None:
+        self.redis = RedisServer(self.tmp_path, port=self.redis.port).start()
+
+    def stop(self) -> None:
+        for process in [*self.daphnes, self.redis]:
+            process.stop()
+
+
+@pytest.fixture
+def deployment(tmp_path, request):
+    """Returns start(**options) -> a Deployment, stopped after the test."""
+    started = []
+
+    def start(**options) -> Deployment:
+        started.append(Deployment(tmp_path, **options))
+        return started[-1]
+
+    yield start
+    for deployment in started:
+        deployment.stop()
+
+
+def log_lines(daphne: DaphneProcess, pattern: str) -> int:
+    return sum(1 for line in daphne.output().splitlines() if re.search(pattern, line))
+
+
+# --- Redis stopped, restarted empty ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layer", ["pubsub", "core"])
+async def test_redis_stopped_while_staff_save_then_spectators_converge(deployment, layer):
+    """Saves succeed during the outage, logged once each; spectators go stale, then converge."""
+    live = deployment(layer=layer)
+    a, b = await asyncio.gather(asyncio.to_thread(live.start_daphne), asyncio.to_thread(live.start_daphne))
+    staff = await asyncio.to_thread(Staff(a.http_url, "staff1").log_in)
+    players = live.db.players(live.board_id)
+    async with spectators([a.ws_url, b.ws_url], 4) as crowd:
+        await converge(crowd, live.db, live.board_id)
+
+        await asyncio.to_thread(live.redis.stop)
+        for spectator in crowd:
+            await spectator.wait_until(lambda s: "stale" in s.frames, 5, "told it is stale")
+        outage_saves = []
+        for player, score in zip(players, (101, 102, 103), strict=False):
+            started = time.monotonic()
+            assert await asyncio.to_thread(staff.set_score, player, score) == 302
+            outage_saves.append(time.monotonic() - started)
+        _, scores = live.db.standings(live.board_id)
+        assert [scores[p["id"]] for p in players[:3]] == [101, 102, 103]
+
+        await asyncio.to_thread(live.restart_redis)
+        converged_in = await converge(crowd, live.db, live.board_id)
+        await asyncio.to_thread(staff.set_score, players[0], 7)
+        await converge(crowd, live.db, live.board_id)
+
+    assert log_lines(a, r"channel layer unavailable: .* not delivered") == 3
+    assert log_lines(a, r"^Traceback") == 0 and log_lines(b, r"^Traceback") == 0, a.output()[-3000:]
+    assert all(s.connections == 1 for s in crowd), "a spectator had to reconnect"
+    print(
+        f"\n{layer}: saves during outage took {[round(t, 2) for t in outage_saves]}s; "
+        f"converged {converged_in:.2f}s after Redis restarted"
+    )
+
+
+@pytest.mark.parametrize("layer", ["pubsub", "core"])
+async def test_redis_restarted_empty_then_saves_reach_every_spectator(deployment, layer):
+    """A restarted Redis has forgotten every group: relays re-add theirs and resync."""
+    live = deployment(layer=layer)
+    a, b = await asyncio.gather(asyncio.to_thread(live.start_daphne), asyncio.to_thread(live.start_daphne))
+    staff = await asyncio.to_thread(Staff(b.http_url, "staff1").log_in)
+    players = live.db.players(live.board_id)
+    async with spectators([a.ws_url, b.ws_url], 4) as crowd:
+        await converge(crowd, live.db, live.board_id)
+
+        await asyncio.to_thread(live.redis.stop)
+        await asyncio.to_thread(live.restart_redis)
+        restarted = time.monotonic()
+        for player, score in zip(players, (201, 202, 203), strict=False):
+            assert await asyncio.to_thread(staff.set_score, player, score) == 302
+        await converge(
+            crowd, live.db, live.board_id, timeout=CONVERGE_WITHIN - (time.monotonic() - restarted)
+        )
+        converged_in = time.monotonic() - restarted
+
+    assert all(s.connections == 1 for s in crowd), "a spectator had to reconnect"
+    print(f"\n{layer}: converged {converged_in:.2f}s after an empty Redis restarted")
+
+
+async def test_daphne_killed_spectators_reconnect_to_another_process_and_resync(deployment):
+    """SIGKILL sends no close frame: spectators see 1006, reconnect elsewhere and converge."""
+    live = deployment(layer="pubsub")
+    a, b = await asyncio.gather(asyncio.to_thread(live.start_daphne), asyncio.to_thread(live.start_daphne))
+    staff = await asyncio.to_thread(Staff(b.http_url, "staff1").log_in)
+    players = live.db.players(live.board_id)
+    async with spectators([a.ws_url, b.ws_url], 4) as crowd:
+        await converge(crowd, live.db, live.board_id)
+        on_a = [s for s in crowd if s.urls[0].startswith(a.ws_url)]
+
+        a.kill()
+        killed = time.monotonic()
+        for player, score in zip(players, (301, 302), strict=False):
+            assert await asyncio.to_thread(staff.set_score, player, score) == 302
+        await converge(crowd, live.db, live.board_id)
+        converged_in = time.monotonic() - killed
+
+    assert all(s.close_codes[:1] == [1006] and s.connections == 2 for s in on_a)
+    print(f"\nconverged {converged_in:.2f}s after a Daphne process was killed")
+
+
+# --- server shutdown ------------------------------------------------------------------------------
+
+
+async def test_sigterm_closes_spectators_with_1001_and_they_reconnect_to_another_process(deployment):
+    """A stopping Daphne says "going away"; its spectators move to the other process."""
+    live = deployment(layer="pubsub")
+    a, b = await asyncio.gather(asyncio.to_thread(live.start_daphne), asyncio.to_thread(live.start_daphne))
+    staff = await asyncio.to_thread(Staff(b.http_url, "staff1").log_in)
+    players = live.db.players(live.board_id)
+    async with spectators([a.ws_url, b.ws_url], 4) as crowd:
+        await converge(crowd, live.db, live.board_id)
+        on_a = [s for s in crowd if s.urls[0].startswith(a.ws_url)]
+
+        started = time.monotonic()
+        exit_code = await asyncio.to_thread(a.stop, signal.SIGTERM)
+        stopped_in = time.monotonic() - started
+        assert await asyncio.to_thread(staff.set_score, players[0], 401) == 302
+        await converge(crowd, live.db, live.board_id)
+        converged_in = time.monotonic() - started
+
+    assert exit_code == 0
+    assert [s.close_codes[:1] for s in on_a] == [[1001]] * len(on_a)
+    assert all(s.connections == 2 and s.urls[1].startswith(b.ws_url) for s in on_a)
+    print(f"\nSIGTERM: Daphne exited in {stopped_in:.2f}s; spectators converged in {converged_in:.2f}s")
+
+
+# --- concurrent writers -------------------------------------------------------------------------
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def postgres_database():
+    """The URL of a throwaway PostgreSQL database; skipped without a server (failed in CI)."""
+    import psycopg
+
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        reason = f"no PostgreSQL server at {POSTGRES_URL} (set TEST_POSTGRES_URL): {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run the PostgreSQL tests")
+        pytest.skip(reason)
+    name = f"scoreboard_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urllib.parse.urlsplit(POSTGRES_URL)._replace(path=f"/{name}").geturl()
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+ACTIONS_PER_STAFF = 15
+SIMULATED_CHANGES = 30
+
+
+def add_points_repeatedly(staff: Staff, plan: list[tuple[str, list[int]]]) -> None:
+    for action, player_ids in plan:
+        assert staff.add_points(player_ids, action) == 302
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_two_staff_and_simulate_at_once_lose_no_point_and_no_version(deployment, database, request):
+    """Every change-set gets exactly one version, every point counts, spectators match."""
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    database_url = request.getfixturevalue("postgres_database") if database == "postgresql" else None
+    live = deployment(layer="pubsub", database_url=database_url)
+    a, b = await asyncio.gather(asyncio.to_thread(live.start_daphne), asyncio.to_thread(live.start_daphne))
+    staff1, staff2 = await asyncio.gather(
+        asyncio.to_thread(Staff(a.http_url, "staff1").log_in),
+        asyncio.to_thread(Staff(b.http_url, "staff2").log_in),
+    )
+    players = live.db.players(live.board_id)
+    ids = [p["id"] for p in players]
+    start_version, start_scores = live.db.standings(live.board_id)
+    # staff1 adds 1 to everyone; staff2 adds 5 to the first half, takes 1 from the second.
+    plan1 = [("award_1", ids)] * ACTIONS_PER_STAFF
+    plan2 = [("award_5", ids[:4]) if i % 2 else ("award_minus_1", ids[4:]) for i in range(ACTIONS_PER_STAFF)]
+    awarded = {pk: 0 for pk in ids}
+    for plan in (plan1, plan2):
+        for action, player_ids in plan:
+            for pk in player_ids:
+                awarded[pk] += {"award_1": 1, "award_5": 5, "award_minus_1": -1}[action]
+
+    layer = RedisPubSubChannelLayer(hosts=[live.redis.url])
+    channel = await layer.new_channel()
+    await layer.group_add(f"board-{live.board_id}", channel)
+    async with spectators([a.ws_url, b.ws_url], 4) as crowd:
+        await converge(crowd, live.db, live.board_id)
+        simulate = await asyncio.create_subprocess_exec(
+            sys.executable, "manage.py", "simulate", "--board", "demo", "--interval", "0.02", "-v", "2",
+            "--count", str(SIMULATED_CHANGES), "--seed", "1", cwd=ROOT, env=live.env,
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        lines = [
+            (await asyncio.wait_for(simulate.stdout.readline(), 30)).decode().strip()
+        ]  # simulate is writing
+        started = time.monotonic()
+        _, rest = await asyncio.gather(
+            asyncio.gather(
+                asyncio.to_thread(add_points_repeatedly, staff1, plan1),
+                asyncio.to_thread(add_points_repeatedly, staff2, plan2),
+            ),
+            asyncio.wait_for(simulate.communicate(), 60),
+        )
+        assert simulate.returncode == 0
+        lines += rest[0].decode().splitlines()
+        writing_took = time.monotonic() - started
+        change_sets = 2 * ACTIONS_PER_STAFF + SIMULATED_CHANGES
+        versions = []
+        try:
+            while len(versions) < change_sets:
+                message = await asyncio.wait_for(layer.receive(channel), timeout=10)
+                versions.append(message["version"])
+        finally:
+            await layer.flush()
+        converged_in = await converge(crowd, live.db, live.board_id)
+
+    assert sorted(versions) == list(range(start_version + 1, start_version + 1 + change_sets))
+    end_version, end_scores = live.db.standings(live.board_id)
+    assert end_version == start_version + change_sets
+    by_name = {p["name"]: p["id"] for p in players}
+    simulated = {pk: 0 for pk in ids}
+    for line in lines:
+        if match := re.fullmatch(r"(.+): (-?\d+) -> (-?\d+)", line):
+            simulated[by_name[match[1]]] += int(match[3]) - int(match[2])
+    assert sum(1 for line in lines if " -> " in line) == SIMULATED_CHANGES
+    assert end_scores == {pk: start_scores[pk] + awarded[pk] + simulated[pk] for pk in ids}
+    print(
+        f"\n{database}: {change_sets} concurrent change-sets in {writing_took:.2f}s, versions "
+        f"{start_version + 1}..{end_version} once each; spectators equal {converged_in:.2f}s later"
+    )
