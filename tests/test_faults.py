@@ -278,8 +278,8 @@ class Deployment:
         self.board_id, _ = self.db.board()
         self.daphnes: list[DaphneProcess] = []
 
-    def start_daphne(self, port: int | None = None) -> DaphneProcess:
-        daphne = DaphneProcess(env=self.env, tmp_path=self.tmp_path, port=port).start()
+    def start_daphne(self, *options: str) -> DaphneProcess:
+        daphne = DaphneProcess(env=self.env, tmp_path=self.tmp_path, options=options).start()
         self.daphnes.append(daphne)
         return daphne
 
@@ -525,3 +525,41 @@ async def test_two_staff_and_simulate_at_once_lose_no_point_and_no_version(deplo
         f"\n{database}: {change_sets} concurrent change-sets in {writing_took:.2f}s, versions "
         f"{start_version + 1}..{end_version} once each; spectators equal {converged_in:.2f}s later"
     )
+
+
+# --- long-lived connections --------------------------------------------------------------------
+
+GROUP_EXPIRY = 2  # seconds; production keeps channels-redis' 86400
+
+
+@pytest.mark.parametrize("refresh", [1, 3600], ids=["refreshed", "never-refreshed"])
+async def test_spectators_outlive_the_group_expiry_and_the_websocket_timeout(deployment, refresh):
+    """After several group expiries a spectator still gets updates; never silently dropped.
+
+    Refreshed (LIVE_GROUP_REFRESH < LIVE_GROUP_EXPIRY), memberships never lapse and updates
+    flow directly. Never refreshed, the relay's heartbeat notices the lapse and resyncs.
+    Daphne B closes sockets after --websocket_timeout 3 (code 1000): those reconnect.
+    """
+    live = deployment(layer="core", LIVE_GROUP_EXPIRY=str(GROUP_EXPIRY), LIVE_GROUP_REFRESH=str(refresh))
+    a, b = await asyncio.gather(
+        asyncio.to_thread(live.start_daphne), asyncio.to_thread(live.start_daphne, "--websocket_timeout", "3")
+    )
+    staff = await asyncio.to_thread(Staff(a.http_url, "staff1").log_in)
+    players = live.db.players(live.board_id)
+    async with spectators([a.ws_url, b.ws_url], 4) as crowd:
+        await converge(crowd, live.db, live.board_id)
+        await asyncio.sleep(3 * GROUP_EXPIRY)  # the fault is age itself: let memberships expire
+        for score in (501, 502):
+            assert await asyncio.to_thread(staff.set_score, players[0], score) == 302
+            converged_in = await converge(crowd, live.db, live.board_id)
+
+    on_a = [s for s in crowd if s.urls[0].startswith(a.ws_url)]
+    on_b = [s for s in crowd if s.urls[0].startswith(b.ws_url)]
+    assert all(s.close_codes and s.close_codes[0] == 1000 for s in on_b), "--websocket_timeout had no effect"
+    assert all(s.connections == 1 for s in on_a)
+    lapses = log_lines(a, "relay lost the channel layer")
+    if refresh < GROUP_EXPIRY:
+        assert lapses == 0 and all("stale" not in s.frames for s in on_a)
+    else:
+        assert lapses >= 1, "the heartbeat did not notice the lapsed membership"
+    print(f"\nrefresh={refresh}s: {lapses} lapses noticed; converged {converged_in:.2f}s after the save")
