@@ -30,6 +30,7 @@ from tests.servers import ROOT, DaphneProcess, RedisServer, manage, server_env
 pytestmark = [pytest.mark.redis, pytest.mark.faults]
 
 CONVERGE_WITHIN = 5.0  # seconds, the promise of docs/RELIABILITY.md
+OUTAGE = 3.0  # seconds that Redis stays down while staff keep saving
 STAFF_PASSWORD = "staff-password-for-tests-only"
 
 
@@ -347,12 +348,13 @@ async def test_redis_stopped_while_staff_save_then_spectators_converge(deploymen
             await spectator.wait_until(lambda s: "stale" in s.frames, 5, "told it is stale")
         stale_in = time.monotonic() - stopped
         outage_saves = []
-        for player, score in zip(players, (101, 102, 103), strict=False):
+        # Staff keep saving, one player after the other, for an outage of at least 3 s.
+        while len(outage_saves) < 3 or time.monotonic() - stopped < OUTAGE:
+            player, score = players[len(outage_saves) % len(players)], 100 + len(outage_saves)
             started = time.monotonic()
             assert await asyncio.to_thread(staff.set_score, player, score) == 302
             outage_saves.append(time.monotonic() - started)
-        _, scores = live.db.standings(live.board_id)
-        assert [scores[p["id"]] for p in players[:3]] == [101, 102, 103]
+            assert live.db.standings(live.board_id)[1][player["id"]] == score
 
         await asyncio.to_thread(live.restart_redis)
         outage = time.monotonic() - stopped
@@ -360,12 +362,13 @@ async def test_redis_stopped_while_staff_save_then_spectators_converge(deploymen
         await asyncio.to_thread(staff.set_score, players[0], 7)
         await converge(crowd, live.db, live.board_id)
 
-    assert log_lines(a, r"channel layer unavailable: .* not delivered") == 3
+    assert log_lines(a, r"channel layer unavailable: .* not delivered") == len(outage_saves)
     assert log_lines(a, r"^Traceback") == 0 and log_lines(b, r"^Traceback") == 0, a.output()[-3000:]
     assert all(s.connections == 1 for s in crowd), "a spectator had to reconnect"
     print(
         f"\n{layer}: all spectators stale {stale_in:.2f}s after Redis stopped; saves during the "
-        f"{outage:.1f}s outage took {[round(t, 2) for t in outage_saves]}s; "
+        f"{outage:.1f}s outage took {min(outage_saves):.2f}-{max(outage_saves):.2f}s "
+        f"({len(outage_saves)} saves, as many log lines); "
         f"converged {converged_in:.2f}s after Redis restarted"
     )
 
