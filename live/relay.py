@@ -92,10 +92,14 @@ class Relay:
             if members:
                 return
             del self.spectators[board_id]
-            try:
-                await self.layer.group_discard(Board.group_name_for(board_id), self.channel)
-            except Exception as exc:  # noqa: BLE001 - the membership expires by itself
-                logger.warning("relay could not leave board=%s: %s", board_id, exc)
+            groups = [Board.group_name_for(board_id)]
+            if not self.spectators:
+                groups.append(self._heartbeat_group)
+            for group in groups:
+                try:
+                    await self.layer.group_discard(group, self.channel)
+                except Exception as exc:  # noqa: BLE001 - the membership expires by itself
+                    logger.warning("relay could not leave group %s: %s", group, exc)
             if not self.spectators:
                 self._stop()
 
