@@ -7,7 +7,7 @@ import pytest
 from channels.layers import get_channel_layer
 
 from live.models import Board, Player
-from live.relay import get_relay
+from live.relay import HEARTBEAT_EVERY, HEARTBEAT_TIMEOUT, get_relay
 from tests.conftest import in_thread, receive, spectate
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -100,3 +100,38 @@ async def test_an_update_during_the_snapshot_is_sent_after_it(players, monkeypat
         assert (update["type"], update["version"]) == ("update", 3)
     finally:
         await ws.disconnect()
+
+
+async def test_the_relay_leaves_its_heartbeat_group_too_when_the_last_spectator_goes(players):
+    layer, relay = get_channel_layer(), get_relay()
+    async with AsyncExitStack() as stack:
+        await open_spectators(stack, "finals", 2)
+        channel = relay.channel
+        assert any(channel in members for members in layer.groups.values())
+    assert not any(channel in members for members in layer.groups.values())
+
+
+async def test_a_lost_channel_layer_makes_spectators_stale_then_a_snapshot_follows(players, monkeypatch):
+    """The heartbeat notices a broker that swallows messages; recovery resyncs everyone."""
+    layer = get_channel_layer()
+    group_send = layer.group_send
+
+    async def lost(group, message):
+        pass  # accepted and never delivered, as the pubsub layer does while Redis is away
+
+    async with AsyncExitStack() as stack:
+        spectators = await open_spectators(stack, "finals", 2)
+        monkeypatch.setattr(layer, "group_send", lost)
+        for ws in spectators:
+            assert await ws.receive_json_from(timeout=HEARTBEAT_EVERY + HEARTBEAT_TIMEOUT + 1) == {
+                "type": "stale"
+            }
+        dee = players[3]
+        dee.score = 99
+        await in_thread(dee.save)  # lost: sent while the broker is away
+        monkeypatch.setattr(layer, "group_send", group_send)
+        for ws in spectators:
+            snapshot = await ws.receive_json_from(timeout=2)
+            assert (snapshot["type"], snapshot["version"]) == ("snapshot", 3)
+            assert {"id": dee.pk, "name": "Dee", "score": 99, "rank": 1} in snapshot["players"]
+        assert get_relay().live
