@@ -70,16 +70,21 @@ class Relay:
         """Add a spectator; returns once the board's updates are routed to this process."""
         async with self._membership:
             if board_id not in self.spectators:
-                if self.channel is None:
-                    self.channel = await self.layer.new_channel()
-                    await self.layer.group_add(self._heartbeat_group, self.channel)
-                    self.live = True
-                    self._tasks = [
-                        asyncio.create_task(self._listen()),
-                        asyncio.create_task(self._watch()),
-                        asyncio.create_task(self._refresh_groups()),
-                    ]
-                await self.layer.group_add(Board.group_name_for(board_id), self.channel)
+                try:
+                    if self.channel is None:
+                        self.channel = await self.layer.new_channel()
+                        self.live = True
+                        self._tasks = [
+                            asyncio.create_task(self._listen()),
+                            asyncio.create_task(self._watch()),
+                            asyncio.create_task(self._refresh_groups()),
+                        ]
+                        await self.layer.group_add(self._heartbeat_group, self.channel)
+                    await self.layer.group_add(Board.group_name_for(board_id), self.channel)
+                except BaseException:
+                    if not self.spectators:
+                        self._stop()  # nobody to serve: the next join starts afresh
+                    raise
                 self.spectators[board_id] = set()
             self.spectators[board_id].add(spectator)
 

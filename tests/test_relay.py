@@ -5,9 +5,11 @@ from contextlib import AsyncExitStack
 
 import pytest
 from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
 
 from live.models import Board, Player
 from live.relay import HEARTBEAT_EVERY, HEARTBEAT_TIMEOUT, get_relay
+from scoreboard.asgi import application
 from tests.conftest import in_thread, receive, spectate
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -135,3 +137,18 @@ async def test_a_lost_channel_layer_makes_spectators_stale_then_a_snapshot_follo
             assert (snapshot["type"], snapshot["version"]) == ("snapshot", 3)
             assert {"id": dee.pk, "name": "Dee", "score": 99, "rank": 1} in snapshot["players"]
         assert get_relay().live
+
+
+async def test_a_spectator_refused_while_the_broker_is_down_leaves_no_relay_running(players, monkeypatch):
+    layer, relay = get_channel_layer(), get_relay()
+
+    async def unreachable(group, channel):
+        raise ConnectionError("the broker is down")
+
+    monkeypatch.setattr(layer, "group_add", unreachable)
+    ws = WebsocketCommunicator(application, "/ws/boards/finals/", headers=[(b"origin", b"http://localhost")])
+    connected, _ = await ws.connect(timeout=5)
+    assert connected
+    assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 1013}
+    await ws.disconnect()
+    assert relay.channel is None and not relay._tasks
