@@ -4,6 +4,7 @@ import asyncio
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from contextlib import asynccontextmanager
 
 import pytest
@@ -15,7 +16,7 @@ from django.db import transaction
 from live.models import Board, Player
 from scoreboard.asgi import application
 from scoreboard.settings import redis_channel_layer
-from tests.servers import RedisServer
+from tests.servers import DaphneProcess, RedisServer
 
 TIMEOUT = 5  # seconds for any single awaited event
 
@@ -96,3 +97,20 @@ def redis_layer(request, redis_url, settings) -> str:
         )
     }
     return request.param
+
+
+@pytest.fixture
+def start_daphne(tmp_path) -> Iterator:
+    """Returns start(env, port=None) -> a running DaphneProcess; all are stopped afterwards."""
+    started: list[DaphneProcess] = []
+
+    def start(env: dict, port: int | None = None) -> DaphneProcess:
+        server = DaphneProcess(env=env, tmp_path=tmp_path, port=port)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+    for log in sorted({server.log_path for server in started}):
+        print(f"--- {log.name}\n{log.read_text(errors='replace')}")  # shown when a test fails
