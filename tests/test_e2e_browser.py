@@ -1,0 +1,409 @@
+"""End to end, as people use it: staff edit in the admin, spectators watch in real Chromium.
+
+Every test starts its own Daphne processes on a copy of one migrated, seeded SQLite file,
+so the server, the admin and the test share a database but never a Python process.
+"""
+
+import http.cookiejar
+import json
+import os
+import sqlite3
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
+
+from tests.browser import CHROMIUM, launch_chromium
+from tests.servers import DaphneProcess, manage, server_env, sqlite_database
+
+pytestmark = pytest.mark.e2e
+
+STAFF_USER = "staff"
+STAFF_PASSWORD = "e2e-staff-password-only-for-tests"
+TIMEOUT_MS = 10_000  # any single wait for the page or the admin
+LIVE_WITHIN_MS = 1_000  # an admin save must show on a spectator page this fast
+RECONNECT_WITHIN_MS = 20_000  # the page's back-off is capped at 10 s per attempt
+
+STANDINGS_JS = """() => Array.from(
+    document.querySelectorAll(".standings tbody tr"),
+    (row) => Array.from(row.cells, (cell) => cell.textContent),
+)"""
+
+
+# --- real processes -------------------------------------------------------------------
+
+
+class Database:
+    """A file-backed SQLite database shared by the servers, manage.py and the test."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = f"sqlite:///{path}"
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        with closing(sqlite3.connect(self.path)) as db:
+            return db.execute(sql, params).fetchall()
+
+    def version(self, slug: str = "demo") -> int:
+        return self.query("SELECT version FROM live_board WHERE slug = ?", slug)[0][0]
+
+    def player_id(self, name: str) -> int:
+        return self.query("SELECT id FROM live_player WHERE name = ?", name)[0][0]
+
+    def standings(self, slug: str = "demo") -> list[list[str]]:
+        """The board as the page must show it: [rank, name, score] rows, ranked here, not by live/."""
+        rows = self.query(
+            "SELECT p.name, p.score FROM live_player p JOIN live_board b ON b.id = p.board_id"
+            " WHERE b.slug = ?",
+            slug,
+        )
+        rows.sort(key=lambda row: (-row[1], row[0]))  # Python compares names by code point
+        table, rank = [], 0
+        for position, (name, score) in enumerate(rows, start=1):
+            if position == 1 or score != rows[position - 2][1]:
+                rank = position
+            table.append([str(rank), name, str(score)])
+        return table
+
+
+@pytest.fixture(scope="module")
+def template_database(tmp_path_factory) -> Database:
+    """Migrated once per module, with the demo board and a staff user; tests get copies."""
+    database = Database(tmp_path_factory.mktemp("template") / "db.sqlite3")
+    sqlite_database(database.path.parent)
+    env = server_env(database_url=database.url, DJANGO_SUPERUSER_PASSWORD=STAFF_PASSWORD)
+    manage("seed_demo", env=env)
+    manage("ensure_admin", "--username", STAFF_USER, env=env)
+    return database
+
+
+@pytest.fixture
+def database(template_database, tmp_path) -> Database:
+    copy = Database(tmp_path / "db.sqlite3")
+    # The backup API copies a WAL-mode database consistently, unlike a file copy.
+    with (
+        closing(sqlite3.connect(template_database.path)) as source,
+        closing(sqlite3.connect(copy.path)) as target,
+    ):
+        source.backup(target)
+    return copy
+
+
+@pytest.fixture
+def server(database, start_daphne) -> DaphneProcess:
+    """One Daphne on the test's database, with the in-memory channel layer."""
+    return start_daphne(server_env(database_url=database.url))
+
+
+def orm(env: dict, code: str) -> None:
+    """Run ORM code in a separate process, as another writer (a script, a worker) would."""
+    manage("shell", "-v", "0", "-c", "from live.models import Board, Player\n" + code, env=env)
+
+
+# --- the browser ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        reason = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run the browser tests")
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class Spectator:
+    """A spectator page, with every navigation and WebSocket frame it has seen."""
+
+    page: Page
+    navigations: list[str] = field(default_factory=list)
+    frames: list[dict] = field(default_factory=list)
+
+    @property
+    def badge(self):
+        return self.page.locator("[data-connection-state]")
+
+    def updates(self) -> list[dict]:
+        return [frame for frame in self.frames if frame.get("type") == "update"]
+
+    def shows(self, expected: list[list[str]], *, timeout: float = TIMEOUT_MS) -> None:
+        """Wait until the table is exactly `expected`; fail with what it shows instead."""
+        try:
+            self.page.wait_for_function(
+                f"(expected) => JSON.stringify(({STANDINGS_JS})()) === JSON.stringify(expected)",
+                arg=expected,
+                timeout=timeout,
+            )
+        except PlaywrightTimeoutError:
+            shown = self.page.evaluate(STANDINGS_JS)
+            pytest.fail(f"within {timeout:.0f} ms the page did not show\n{expected}\nbut\n{shown}")
+
+    def assert_never_reloaded(self) -> None:
+        assert self.navigations == [self.page.url], "the spectator page navigated again"
+        assert self.page.evaluate("window.openedOnce") == 1, "the page was reloaded"
+
+
+@pytest.fixture
+def spectate(browser) -> Iterator:
+    """Returns spectate(url) -> a Spectator whose page is live; its context is closed afterwards."""
+    contexts = []
+
+    def spectate(url: str) -> Spectator:
+        context = browser.new_context(viewport={"width": 1000, "height": 700}, color_scheme="light")
+        contexts.append(context)
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        spectator = Spectator(page)
+        page.on(
+            "framenavigated",
+            lambda frame: frame == page.main_frame and spectator.navigations.append(frame.url),
+        )
+        page.on(
+            "websocket",
+            lambda ws: ws.on("framereceived", lambda payload: spectator.frames.append(json.loads(payload))),
+        )
+        page.goto(url)
+        expect(spectator.badge).to_have_attribute("data-connection-state", "live")
+        # Survives anything but a reload or a navigation.
+        page.evaluate("window.openedOnce = 1")
+        return spectator
+
+    yield spectate
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def staff(browser) -> Iterator:
+    """Returns staff(base_url) -> a page logged into that server's admin as a staff user."""
+    contexts = []
+
+    def log_in(base_url: str) -> Page:
+        context = browser.new_context()
+        contexts.append(context)
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        page.goto(f"{base_url}/admin/login/?next=/admin/")
+        page.fill("#id_username", STAFF_USER)
+        page.fill("#id_password", STAFF_PASSWORD)
+        page.click("input[type=submit]")
+        expect(page).to_have_url(f"{base_url}/admin/")
+        return page
+
+    yield log_in
+    for context in contexts:
+        context.close()
+
+
+def change_score_in_change_form(admin: Page, base_url: str, name: str, score: int) -> float:
+    """Edit one player's score in its admin change form; returns the monotonic time of Save."""
+    admin.goto(f"{base_url}/admin/live/player/?q={urllib.parse.quote(name)}")
+    admin.get_by_role("link", name=name, exact=True).click()
+    admin.fill("#id_score", str(score))
+    clicked = time.monotonic()
+    admin.click("input[name=_save]")
+    expect(admin.locator(".messagelist .success")).to_contain_text("was changed successfully")
+    return clicked
+
+
+def remaining_ms(since: float, budget_ms: float) -> float:
+    return max(1.0, budget_ms - (time.monotonic() - since) * 1000)
+
+
+# --- the scenarios --------------------------------------------------------------------
+
+
+def test_an_admin_edit_reorders_the_spectator_page_within_a_second(server, database, spectate, staff):
+    spectator = spectate(f"{server.http_url}/boards/demo/")
+    spectator.shows(database.standings())
+    admin = staff(server.http_url)
+    assert database.standings()[-1][1] == "Radia"
+
+    clicked = change_score_in_change_form(admin, server.http_url, "Radia", 50)
+
+    expected = database.standings()
+    assert expected[0] == ["1", "Radia", "50"], "the edit must change the rank order"
+    spectator.shows(expected, timeout=remaining_ms(clicked, LIVE_WITHIN_MS))
+    spectator.assert_never_reloaded()
+
+
+def test_a_list_editable_save_of_several_players_is_one_update(server, database, spectate, staff):
+    spectator = spectate(f"{server.http_url}/boards/demo/")
+    spectator.shows(database.standings())
+    version = database.version()
+    admin = staff(server.http_url)
+    admin.goto(f"{server.http_url}/admin/live/player/")
+    new_scores = {"Ada": 1, "Ken": 60, "Radia": 45, "Grace": 37}  # Grace unchanged
+    for name, score in new_scores.items():
+        row = admin.locator("#result_list tbody tr").filter(
+            has=admin.get_by_role("link", name=name, exact=True)
+        )
+        row.locator("input[name$='-score']").fill(str(score))
+
+    admin.click("input[name=_save]")
+    expect(admin.locator(".messagelist .success")).to_contain_text("3 players were changed successfully")
+
+    expected = database.standings()
+    assert {row[1]: row[2] for row in expected}.items() >= {k: str(v) for k, v in new_scores.items()}.items()
+    spectator.shows(expected)
+    assert database.version() == version + 1, "one save must be one change-set"
+    updates = spectator.updates()
+    assert [update["version"] for update in updates] == [version + 1]
+    assert sorted(p["name"] for p in updates[0]["players"]) == ["Ada", "Ken", "Radia"]
+    spectator.assert_never_reloaded()
+
+
+HOSTILE_NAMES = ['<img src=x onerror="window.pwned=1">', 'Zoë 🏆 "quotes" &amp;']
+
+
+def test_player_names_are_shown_as_text_never_as_markup(server, database, browser, spectate, staff):
+    spectator = spectate(f"{server.http_url}/boards/demo/")
+    admin = staff(server.http_url)
+    for score, name in enumerate(HOSTILE_NAMES, start=30):
+        admin.goto(f"{server.http_url}/admin/live/player/add/")
+        admin.select_option("#id_board", label="Demo league")
+        admin.fill("#id_name", name)
+        admin.fill("#id_score", str(score))
+        admin.click("input[name=_save]")
+        expect(admin.locator(".messagelist .success")).to_contain_text("was added successfully")
+
+    expected = database.standings()
+    assert {row[1] for row in expected} >= set(HOSTILE_NAMES)
+    # Live: the names arrived as updates and were written by the page's script.
+    spectator.shows(expected)
+    # Fresh: the names are in the server-rendered HTML (checked with scripts off) and the snapshot.
+    reloaded = spectate(f"{server.http_url}/boards/demo/")
+    reloaded.shows(expected)
+    static = browser.new_context(java_script_enabled=False)
+    try:
+        page = static.new_page()
+        page.goto(f"{server.http_url}/boards/demo/")
+        names = page.locator(".standings [data-field=name]").all_text_contents()
+        assert set(HOSTILE_NAMES) <= set(names)
+        assert page.locator("img").count() == 0
+    finally:
+        static.close()
+    for page in (spectator.page, reloaded.page):
+        assert page.evaluate("document.images.length") == 0
+        assert page.evaluate("typeof window.pwned") == "undefined"
+
+
+def test_the_page_recovers_by_itself_after_a_server_restart(server, database, spectate, start_daphne):
+    spectator = spectate(f"{server.http_url}/boards/demo/")
+    spectator.shows(database.standings())
+
+    server.stop()
+    expect(spectator.badge).to_have_attribute("data-connection-state", "reconnecting")
+    orm(server.env, "p = Player.objects.get(name='Ken'); p.score = 99; p.save()")
+    expected = database.standings()
+    assert expected[0] == ["1", "Ken", "99"]
+    start_daphne(server.env, port=server.port)
+
+    expect(spectator.badge).to_have_attribute("data-connection-state", "live", timeout=RECONNECT_WITHIN_MS)
+    spectator.shows(expected)
+    spectator.assert_never_reloaded()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("layer", ["pubsub", "core"])
+def test_an_edit_in_the_admin_of_one_process_reaches_a_spectator_of_another(
+    layer, redis_url, database, start_daphne, spectate, staff
+):
+    env = server_env(database_url=database.url, redis_url=redis_url, layer=layer)
+    server_a, server_b = start_daphne(env), start_daphne(env)
+    spectator = spectate(f"{server_b.http_url}/boards/demo/")
+    spectator.shows(database.standings())
+    admin = staff(server_a.http_url)
+
+    clicked = change_score_in_change_form(admin, server_a.http_url, "Barbara", 40)
+
+    expected = database.standings()
+    assert expected[1] == ["2", "Barbara", "40"]
+    spectator.shows(expected, timeout=remaining_ms(clicked, LIVE_WITHIN_MS))
+    assert [update["version"] for update in spectator.updates()] == [database.version()]
+    spectator.assert_never_reloaded()
+
+
+def test_a_foreign_origin_gets_no_websocket(server):
+    ws_path = f"{server.ws_url}/ws/boards/demo/"
+    with pytest.raises(InvalidStatus) as refused:
+        ws_connect(ws_path, origin="http://evil.example", open_timeout=TIMEOUT_MS / 1000)
+    assert refused.value.response.status_code == 403
+    # The same request from the site's own origin is accepted: the refusal is about Origin.
+    with ws_connect(ws_path, origin=server.http_url, open_timeout=TIMEOUT_MS / 1000) as ws:
+        assert json.loads(ws.recv(timeout=TIMEOUT_MS / 1000))["type"] == "snapshot"
+
+
+def test_a_foreign_page_in_the_browser_cannot_open_the_websocket(server, browser):
+    """A script on another site (here 127.0.0.2, not an allowed host) is refused by Origin."""
+    context = browser.new_context()
+    try:
+        context.route(
+            "http://127.0.0.2/**",
+            lambda route: route.fulfill(body="<p>elsewhere</p>", content_type="text/html"),
+        )
+        page = context.new_page()
+        opened_from = {}
+        for origin in ("http://127.0.0.2/", f"{server.http_url}/"):
+            page.goto(origin)
+            opened_from[origin] = page.evaluate(OPEN_SOCKET_JS, f"{server.ws_url}/ws/boards/demo/")
+    finally:
+        context.close()
+    assert opened_from == {"http://127.0.0.2/": "closed", f"{server.http_url}/": "open"}
+
+
+OPEN_SOCKET_JS = """(url) => new Promise((resolve) => {
+    const socket = new WebSocket(url);
+    socket.onopen = () => { socket.close(); resolve("open"); };
+    socket.onclose = () => resolve("closed");
+})"""
+
+
+def test_the_admin_refuses_requests_without_a_session(server, database, browser):
+    player_id = database.player_id("Ada")
+    change_url = f"{server.http_url}/admin/live/player/{player_id}/change/"
+    # A browser without a session is sent to the login page, and sees no data.
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(change_url)
+        expect(page).to_have_url(
+            f"{server.http_url}/admin/login/?next=/admin/live/player/{player_id}/change/"
+        )
+        expect(page.locator("#id_score")).to_have_count(0)
+    finally:
+        context.close()
+    # A POST that passes the CSRF check but has no session is sent to the login page too.
+    cookies = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookies), NoRedirect())
+    opener.open(f"{server.http_url}/admin/login/", timeout=TIMEOUT_MS / 1000)
+    csrf_token = next(cookie.value for cookie in cookies if cookie.name == "csrftoken")
+    form = {"csrfmiddlewaretoken": csrf_token, "board": "1", "name": "Ada", "score": "1000", "_save": "Save"}
+    request = urllib.request.Request(
+        change_url, data=urllib.parse.urlencode(form).encode(), headers={"Origin": server.http_url}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        opener.open(request, timeout=TIMEOUT_MS / 1000)
+    assert refused.value.code == 302
+    assert refused.value.headers["Location"].startswith("/admin/login/")
+    assert database.query("SELECT score FROM live_player WHERE id = ?", player_id) == [(42,)]
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
