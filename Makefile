@@ -11,7 +11,7 @@ DAPHNE_OPTIONS := --websocket-max-message-size 4096 --websocket-max-frame-size 4
 PYTHON_NEW ?= $(firstword $(foreach p,python3.14 python3.13 python3.12 $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3),\
 	$(shell $(p) -c 'import sys; assert sys.version_info >= (3, 12); print("$(p)")' 2>/dev/null)))
 
-.PHONY: run test test-fast test-django6 lint format clean
+.PHONY: run test test-fast test-django6 lint format screenshot clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,9 +41,11 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Everything, including the end-to-end tests (real Chromium, Daphne and Redis processes).
 test: lint
 	$(BIN)/python -m pytest
 
+# Skips the end-to-end tests (marked e2e): seconds instead of about a minute.
 test-fast: $(VENV)/.dev
 	$(BIN)/python -m pytest -m "not e2e"
 
@@ -53,6 +55,10 @@ test-django6:
 	.venv-django6/bin/pip install --quiet -r requirements-dev.txt "Django>=6.0,<6.2"; \
 	.venv-django6/bin/python -m django --version; \
 	.venv-django6/bin/python -m pytest -q -p no:cacheprovider -m "not e2e"
+
+# Re-takes docs/img/scoreboard.png (needs chromium and redis-server).
+screenshot: $(VENV)/.dev
+	$(BIN)/python -m tests.screenshot docs/img/scoreboard.png
 
 clean:
 	rm -rf $(VENV) .venv-django6 .pytest_cache .ruff_cache staticfiles
