@@ -24,7 +24,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from tests.browser import CHROMIUM, launch_chromium
-from tests.servers import DaphneProcess, manage, server_env, sqlite_database
+from tests.servers import DaphneProcess, free_port, manage, server_env, sqlite_database
 
 pytestmark = pytest.mark.e2e
 
@@ -407,3 +407,39 @@ def test_the_admin_refuses_requests_without_a_session(server, database, browser)
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
+
+
+# Records, in the page, when each WebSocket is opened and every state the badge shows.
+RECORD_CONNECTIONS_JS = """
+window.socketsCreatedAt = [];
+window.badgeStates = [];
+window.WebSocket = class extends window.WebSocket {
+    constructor(...args) {
+        super(...args);
+        window.socketsCreatedAt.push(performance.now());
+    }
+};
+new MutationObserver((records) => {
+    for (const record of records) window.badgeStates.push(record.target.dataset.connectionState);
+}).observe(document, { subtree: true, attributeFilter: ["data-connection-state"] });
+"""
+
+
+def test_a_server_that_accepts_then_refuses_is_retried_with_growing_back_off(database, start_daphne, browser):
+    """Redis is down: each socket is accepted, then closed with 1013; the page must back off."""
+    unreachable_redis = f"redis://127.0.0.1:{free_port()}/0"
+    server = start_daphne(server_env(database_url=database.url, redis_url=unreachable_redis))
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.add_init_script(RECORD_CONNECTIONS_JS)
+        page.goto(f"{server.http_url}/boards/demo/")
+        # Retry delays are 50-100 % of a ceiling of 0.5 s, 1 s, 2 s, ...: the third is >= 1 s.
+        page.wait_for_function("window.socketsCreatedAt.length >= 4", timeout=TIMEOUT_MS)
+        created = page.evaluate("window.socketsCreatedAt")
+        states = page.evaluate("window.badgeStates")
+    finally:
+        context.close()
+    delays = [later - earlier for earlier, later in zip(created, created[1:], strict=False)]
+    assert delays[2] >= 1000, f"retry delays (ms) did not grow: {delays}"
+    assert "live" not in states, "a socket that never delivered a snapshot is not live"

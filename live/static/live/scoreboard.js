@@ -175,6 +175,7 @@ function onMessage(event) {
     case "snapshot":
       applySnapshot(message);
       section.dataset.version = String(state.version);
+      attempt = 0;
       setConnectionState("live");
       break;
     case "stale":
@@ -213,11 +214,9 @@ function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}${section.dataset.wsPath}`);
   state.awaitingSnapshot = true; // the server's first frame is always a fresh snapshot
-  socket.addEventListener("open", () => {
-    attempt = 0;
-    setConnectionState("live");
-    keepAlive();
-  });
+  // Live, and the back-off reset, only with a snapshot: a server that accepts and then
+  // closes (1013, its channel layer is down) must still be retried ever more slowly.
+  socket.addEventListener("open", keepAlive);
   socket.addEventListener("message", onMessage);
   socket.addEventListener("close", (event) => {
     clearInterval(pingTimer);
