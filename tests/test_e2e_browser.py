@@ -34,6 +34,23 @@ TIMEOUT_MS = 10_000  # any single wait for the page or the admin
 LIVE_WITHIN_MS = 1_000  # an admin save must show on a spectator page this fast
 RECONNECT_WITHIN_MS = 20_000  # the page's back-off is capped at 10 s per attempt
 
+# Records in the page, before its own script sees them: when each WebSocket was created,
+# every frame it received and every state the badge showed.
+RECORD_JS = """
+window.socketsCreatedAt = [];
+window.framesReceived = [];
+window.badgeStates = [];
+window.WebSocket = class extends window.WebSocket {
+    constructor(...args) {
+        super(...args);
+        window.socketsCreatedAt.push(performance.now());
+        this.addEventListener("message", (event) => window.framesReceived.push(JSON.parse(event.data)));
+    }
+};
+new MutationObserver((records) => {
+    for (const record of records) window.badgeStates.push(record.target.dataset.connectionState);
+}).observe(document, { subtree: true, attributeFilter: ["data-connection-state"] });
+"""
 STANDINGS_JS = """() => Array.from(
     document.querySelectorAll(".standings tbody tr"),
     (row) => Array.from(row.cells, (cell) => cell.textContent),
@@ -132,18 +149,17 @@ def browser() -> Iterator[Browser]:
 
 @dataclass
 class Spectator:
-    """A spectator page, with every navigation and WebSocket frame it has seen."""
+    """A spectator page that records its navigations (here) and WebSocket frames (in the page)."""
 
     page: Page
     navigations: list[str] = field(default_factory=list)
-    frames: list[dict] = field(default_factory=list)
 
     @property
     def badge(self):
         return self.page.locator("[data-connection-state]")
 
     def updates(self) -> list[dict]:
-        return [frame for frame in self.frames if frame.get("type") == "update"]
+        return [frame for frame in self.page.evaluate("window.framesReceived") if frame["type"] == "update"]
 
     def shows(self, expected: list[list[str]], *, timeout: float = TIMEOUT_MS) -> None:
         """Wait until the table is exactly `expected`; fail with what it shows instead."""
@@ -177,10 +193,7 @@ def spectate(browser) -> Iterator:
             "framenavigated",
             lambda frame: frame == page.main_frame and spectator.navigations.append(frame.url),
         )
-        page.on(
-            "websocket",
-            lambda ws: ws.on("framereceived", lambda payload: spectator.frames.append(json.loads(payload))),
-        )
+        page.add_init_script(RECORD_JS)
         page.goto(url)
         expect(spectator.badge).to_have_attribute("data-connection-state", "live")
         # Survives anything but a reload or a navigation.
@@ -420,22 +433,6 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-# Records, in the page, when each WebSocket is opened and every state the badge shows.
-RECORD_CONNECTIONS_JS = """
-window.socketsCreatedAt = [];
-window.badgeStates = [];
-window.WebSocket = class extends window.WebSocket {
-    constructor(...args) {
-        super(...args);
-        window.socketsCreatedAt.push(performance.now());
-    }
-};
-new MutationObserver((records) => {
-    for (const record of records) window.badgeStates.push(record.target.dataset.connectionState);
-}).observe(document, { subtree: true, attributeFilter: ["data-connection-state"] });
-"""
-
-
 def test_a_server_that_accepts_then_refuses_is_retried_with_growing_back_off(database, start_daphne, browser):
     """Redis is down: each socket is accepted, then closed with 1013; the page must back off."""
     unreachable_redis = f"redis://127.0.0.1:{free_port()}/0"
@@ -443,7 +440,7 @@ def test_a_server_that_accepts_then_refuses_is_retried_with_growing_back_off(dat
     context = browser.new_context()
     try:
         page = context.new_page()
-        page.add_init_script(RECORD_CONNECTIONS_JS)
+        page.add_init_script(RECORD_JS)
         page.goto(f"{server.http_url}/boards/demo/")
         # Retry delays are 50-100 % of a ceiling of 0.5 s, 1 s, 2 s, ...: the third is >= 1 s.
         page.wait_for_function("window.socketsCreatedAt.length >= 4", timeout=TIMEOUT_MS)
