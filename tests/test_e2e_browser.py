@@ -153,6 +153,7 @@ class Spectator:
 
     page: Page
     navigations: list[str] = field(default_factory=list)
+    script_errors: list[str] = field(default_factory=list)
 
     @property
     def badge(self):
@@ -181,7 +182,7 @@ class Spectator:
 @pytest.fixture
 def spectate(browser) -> Iterator:
     """Returns spectate(url) -> a Spectator whose page is live; its context is closed afterwards."""
-    contexts = []
+    contexts, spectators = [], []
 
     def spectate(url: str) -> Spectator:
         context = browser.new_context(viewport={"width": 1000, "height": 700}, color_scheme="light")
@@ -189,11 +190,13 @@ def spectate(browser) -> Iterator:
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()
         spectator = Spectator(page)
+        spectators.append(spectator)
         page.on(
             "framenavigated",
             lambda frame: frame == page.main_frame and spectator.navigations.append(frame.url),
         )
         page.add_init_script(RECORD_JS)
+        page.on("pageerror", lambda error: spectator.script_errors.append(str(error)))
         page.goto(url)
         expect(spectator.badge).to_have_attribute("data-connection-state", "live")
         # Survives anything but a reload or a navigation.
@@ -203,6 +206,7 @@ def spectate(browser) -> Iterator:
     yield spectate
     for context in contexts:
         context.close()
+    assert [error for s in spectators for error in s.script_errors] == [], "the page's script failed"
 
 
 @pytest.fixture
