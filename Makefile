@@ -11,7 +11,7 @@ DAPHNE_OPTIONS := --websocket-max-message-size 4096 --websocket-max-frame-size 4
 PYTHON_NEW ?= $(firstword $(foreach p,python3.14 python3.13 python3.12 $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3),\
 	$(shell $(p) -c 'import sys; assert sys.version_info >= (3, 12); print("$(p)")' 2>/dev/null)))
 
-.PHONY: run test test-fast test-django6 lint format screenshot clean
+.PHONY: run test test-fast test-django6 lint format screenshot system-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,7 @@ format: $(VENV)/.dev
 	$(BIN)/ruff format .
 
 # Everything, including the end-to-end tests (real Chromium, Daphne and Redis processes).
-test: lint
+test: lint system-packages
 	$(BIN)/python -m pytest
 
 # Skips the end-to-end tests (marked e2e): seconds instead of about a minute.
@@ -59,6 +59,10 @@ test-django6:
 # Re-takes docs/img/scoreboard.png (needs chromium and redis-server).
 screenshot: $(VENV)/.dev
 	$(BIN)/python -m tests.screenshot docs/img/scoreboard.png
+
+# redis-server and chromium, installed with apt-get when missing (as root).
+system-packages:
+	@bash .ci/system-packages
 
 clean:
 	rm -rf $(VENV) .venv-django6 .pytest_cache .ruff_cache staticfiles
