@@ -76,6 +76,9 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
             return
         # Updates that arrive while the snapshot is read wait here (None: send directly).
         self.buffer: list[tuple[int, str]] | None = []
+        # The version this spectator already has: an update still in flight when the
+        # snapshot read its version is included in it and must not follow it.
+        self.sent_version = 0
         self.snapshot_lock = asyncio.Lock()
         try:
             await get_relay().join(self.board.pk, self)
@@ -127,15 +130,20 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
                 await self.board_removed()
                 return
             await self.send(text_data=encode(snapshot))
+            self.sent_version = snapshot["version"]
             buffered, self.buffer = self.buffer, None
             for version, text in buffered:
-                if version > snapshot["version"]:
-                    await self.send(text_data=text)
+                await self.send_update(version, text)
 
     async def deliver(self, version: int, text: str) -> None:
         if self.buffer is not None:
             self.buffer.append((version, text))
         else:
+            await self.send_update(version, text)
+
+    async def send_update(self, version: int, text: str) -> None:
+        if version > self.sent_version:
+            self.sent_version = version
             await self.send(text_data=text)
 
     async def board_removed(self) -> None:

@@ -144,3 +144,19 @@ async def test_a_request_without_origin_is_refused(board):
     connected, _ = await communicator.connect(timeout=TIMEOUT)
     assert not connected
     await communicator.disconnect()
+
+
+async def test_an_update_not_newer_than_the_snapshot_is_not_sent(players):
+    """An update still on its way when the snapshot read its version is already in the snapshot."""
+    from live.relay import get_relay
+
+    board_id = players[0].board_id
+    async with spectate("finals") as ws:
+        assert (await receive(ws))["version"] == 2
+        for version in (1, 2, 3):
+            text = f'{{"type":"update","version":{version},"players":[],"removed":[]}}'
+            await get_relay().dispatch(
+                {"type": "board.update", "board_id": board_id, "version": version, "text": text}
+            )
+        assert (await receive(ws))["version"] == 3
+        assert await ws.receive_nothing(timeout=0.1)
