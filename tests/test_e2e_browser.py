@@ -448,7 +448,7 @@ def test_a_server_that_accepts_then_refuses_is_retried_with_growing_back_off(dat
         page.add_init_script(RECORD_JS)
         page.goto(f"{server.http_url}/boards/demo/")
         # Retry delays are 50-100 % of a ceiling of 0.5 s, 1 s, 2 s, ...: the third is >= 1 s.
-        page.wait_for_function("window.socketsCreatedAt.length >= 4", timeout=TIMEOUT_MS)
+        page.wait_for_function("() => window.socketsCreatedAt.length >= 4", timeout=TIMEOUT_MS)
         created = page.evaluate("window.socketsCreatedAt")
         states = page.evaluate("window.badgeStates")
     finally:
