@@ -45,16 +45,16 @@ format: $(VENV)/.dev
 test: lint system-packages
 	$(BIN)/python -m pytest
 
-# Skips the end-to-end tests (marked e2e): seconds instead of about a minute.
+# Skips the end-to-end and fault-injection tests (marked e2e, faults): well under a minute.
 test-fast: $(VENV)/.dev
-	$(BIN)/python -m pytest -m "not e2e"
+	$(BIN)/python -m pytest -m "not e2e and not faults"
 
 test-django6:
 	@if [ -z "$(PYTHON_NEW)" ]; then echo "test-django6: no Python 3.12+ found, skipped"; exit 0; fi; \
 	set -e; [ -x .venv-django6/bin/python ] || $(PYTHON_NEW) -m venv .venv-django6; \
 	.venv-django6/bin/pip install --quiet -r requirements-dev.txt "Django>=6.0,<6.2"; \
 	.venv-django6/bin/python -m django --version; \
-	.venv-django6/bin/python -m pytest -q -p no:cacheprovider -m "not e2e"
+	.venv-django6/bin/python -m pytest -q -p no:cacheprovider -m "not e2e and not faults"
 
 # Re-takes docs/img/scoreboard.png (needs chromium and redis-server).
 screenshot: $(VENV)/.dev

@@ -27,7 +27,7 @@ from websockets.asyncio.client import connect
 from tests.production import production_env
 from tests.servers import ROOT, Process, RedisServer, free_port, manage
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 NGINX_SITE = ROOT / "deploy" / "nginx" / "scoreboard.conf"
 DAPHNE_UNIT = ROOT / "deploy" / "systemd" / "daphne@.service"
