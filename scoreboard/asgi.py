@@ -11,12 +11,18 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from live.routing import websocket_urlpatterns  # noqa: E402
-from scoreboard.daphne_close_codes import allow_rfc6455_close_codes, close_websockets_on_shutdown  # noqa: E402
+from scoreboard.daphne_close_codes import (  # noqa: E402
+    allow_rfc6455_close_codes,
+    cap_send_buffer,
+    close_websockets_on_shutdown,
+)
 
 allow_rfc6455_close_codes()
 close_websockets_on_shutdown()
+cap_send_buffer(settings.LIVE_SEND_BUFFER_LIMIT)
 
 application = ProtocolTypeRouter(
     {

@@ -11,11 +11,21 @@ With `failByDrop` off it sends the close code first (1007, 1009), as our protoco
 
 `close_websockets_on_shutdown()` makes a stopping Daphne say goodbye with 1001 instead of
 dropping its sockets, so clients reconnect at once to another process.
+
+Daphne never applies back-pressure to WebSocket sends: a spectator that stops reading makes
+Twisted buffer every later frame for it in the server's memory. `cap_send_buffer()` closes
+such a laggard instead, once its unsent bytes pass a limit (docs/BENCHMARKS.md).
 """
 
+import logging
 import time
 
+from zope.interface import implementer
+
+logger = logging.getLogger(__name__)
+
 SERVER_CLOSE_CODES = frozenset({1001, 1003, 1007, 1008, 1009, 1011, 1012, 1013})
+CLOSE_TRY_AGAIN_LATER = 1013
 
 
 def allow_rfc6455_close_codes() -> None:
@@ -104,3 +114,63 @@ def _going_away(server, grace: float):
 
     check()
     return closed
+
+
+def cap_send_buffer(limit: int) -> None:
+    """Close (1013) any WebSocket whose unsent bytes in Twisted's buffer exceed `limit`.
+
+    Twisted's public producer API does the measuring: a transport pauses its registered
+    streaming producer once more than `transport.bufferSize` bytes wait for the kernel, which
+    happens only after the kernel's own socket buffer is full. 0 disables the cap.
+    """
+    try:
+        from daphne.ws_protocol import WebSocketProtocol
+        from twisted.internet.interfaces import IPushProducer
+    except ImportError:
+        return
+    if limit <= 0 or getattr(WebSocketProtocol, "send_buffer_limit", None) is not None:
+        return
+
+    @implementer(IPushProducer)
+    class SendBufferGuard:
+        def __init__(self, protocol: WebSocketProtocol) -> None:
+            self.protocol = protocol
+
+        def pauseProducing(self) -> None:  # noqa: N802 - Twisted's name
+            protocol = self.protocol
+            if protocol.lagging or protocol.state != protocol.STATE_OPEN:
+                return
+            protocol.lagging = True
+            logger.warning("closing a spectator that stopped reading (%s)", protocol.client_addr)
+            # Queued behind the backlog: a slow reader still gets 1013 and reconnects; a
+            # stalled one is dropped by autobahn's close-handshake timeout (1 s), buffer and all.
+            protocol.sendCloseFrame(code=CLOSE_TRY_AGAIN_LATER, isReply=False)
+
+        def resumeProducing(self) -> None:  # noqa: N802
+            pass
+
+        def stopProducing(self) -> None:  # noqa: N802
+            pass
+
+    on_open = WebSocketProtocol.onOpen
+    server_send = WebSocketProtocol.serverSend
+
+    def onOpen(self):  # noqa: N802
+        transport = self.transport
+        if transport.producer is not None:
+            # Twisted's HTTP channel registered itself before the upgrade handed the socket
+            # over to the WebSocket protocol; it has nothing left to produce.
+            transport.unregisterProducer()
+        transport.bufferSize = limit
+        transport.registerProducer(SendBufferGuard(self), True)
+        return on_open(self)
+
+    def serverSend(self, content, binary=False):  # noqa: N802
+        if self.lagging:
+            return  # closing it; frames for it would only fill memory again
+        return server_send(self, content, binary)
+
+    WebSocketProtocol.lagging = False
+    WebSocketProtocol.onOpen = onOpen
+    WebSocketProtocol.serverSend = serverSend
+    WebSocketProtocol.send_buffer_limit = limit
