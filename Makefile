@@ -11,7 +11,7 @@ DAPHNE_OPTIONS := --websocket-max-message-size 4096 --websocket-max-frame-size 4
 PYTHON_NEW ?= $(firstword $(foreach p,python3.14 python3.13 python3.12 $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3),\
 	$(shell $(p) -c 'import sys; assert sys.version_info >= (3, 12); print("$(p)")' 2>/dev/null)))
 
-.PHONY: run test test-fast test-django6 lint format screenshot system-packages clean
+.PHONY: run test test-fast test-django6 lint format screenshot system-packages clean bench bench-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ run: $(VENV)/.runtime
 	@$(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/admin/
 	@echo "Spectator page: http://$(HOST):$(PORT)/boards/demo/   (Ctrl-C to stop)"
 	$(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_OPTIONS) scoreboard.asgi:application
+
+$(VENV)/.bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@
+
+# Real Daphne, Redis and client processes; writes bench/results/, docs/BENCHMARKS.md and the plot.
+bench: $(VENV)/.bench
+	$(BIN)/python -m bench.run
+
+bench-quick: $(VENV)/.bench
+	$(BIN)/python -m bench.run --quick
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

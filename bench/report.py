@@ -1,0 +1,143 @@
+"""Turn a results JSON into the table block of docs/BENCHMARKS.md and the latency plot."""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from bench.run import DOC, PLOT, RESULTS, TABLE_END, TABLE_START
+
+LABELS = {
+    "reference": "reference (websockets)",
+    "inmemory": "in-memory",
+    "pubsub": "redis PubSub",
+    "core": "redis core",
+}
+
+
+def ms(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def fanout_table(rows: list[dict]) -> str:
+    reference = {r["n"]: r for r in rows if r["layer"] == "reference"}
+    single = {(r["layer"], r["n"]): r for r in rows if r["processes"] == 1}
+    lines = [
+        "| N | layer | Daphne procs | p50 ms | p95 ms | p99 ms | max ms | p99 / reference | p99 / 1 proc "
+        "| delivered | order errors | RSS MB | RSS/conn KB | set-up /s | server CPU % |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["n"], list(LABELS).index(r["layer"]), r["processes"])):
+        ref = reference.get(r["n"])
+        ratio = f"{r['p99_ms'] / ref['p99_ms']:.2f}x" if ref and r["layer"] != "reference" else "-"
+        one = single.get((r["layer"], r["n"]))
+        vs_one = f"{r['p99_ms'] / one['p99_ms']:.2f}x" if r["processes"] > 1 and one else "-"
+        delivered = 100 * r["delivered"] / r["expected"] if r["expected"] else 0
+        lines.append(
+            f"| {r['n']:,} | {LABELS[r['layer']]} | {r['processes'] if r['layer'] != 'reference' else '-'} "
+            f"| {ms(r['p50_ms'])} | {ms(r['p95_ms'])} | {ms(r['p99_ms'])} | {ms(r['max_ms'])} "
+            f"| {ratio} | {vs_one} "
+            f"| {delivered:.2f}% | {r['order_errors']} | {r['rss_mb']:.0f} | {r['rss_per_conn_kb']:.1f} "
+            f"| {r['setup_per_s']:.0f} | {r['server_cpu_pct']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def burst_table(rows: list[dict]) -> str:
+    lines = [
+        "| server | N | changes/s (achieved) | seconds | p50 ms | p95 ms | p99 ms | max ms | delivered "
+        "| order errors | max RSS MB | server CPU % |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {LABELS[r['layer']]} | {r['n']:,} | {r['rate_asked']} ({r['rate_achieved']:.0f}) "
+            f"| {r['seconds']} "
+            f"| {ms(r['p50_ms'])} | {ms(r['p95_ms'])} | {ms(r['p99_ms'])} | {ms(r['max_ms'])} "
+            f"| {r['delivered']:,}/{r['expected']:,} | {r['order_errors']} | {r['max_rss_mb']:.0f} "
+            f"| {r['server_cpu_pct']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def slow_table(rows: list[dict]) -> str:
+    lines = [
+        "| send-buffer cap | others p50 / p99 / max ms | others delivered | server RSS start → max → end MB "
+        "| stalled spectator | resynced on reconnect |",
+        "|---|---|---:|---|---|---|",
+    ]
+    for r in rows:
+        cap = "off (0)" if r["send_buffer_limit"] == 0 else "64 KiB (default)"
+        stalled = r["stalled"]
+        if stalled["socket_error"] == "ConnectionResetError" or stalled["close_code"]:
+            fate = f"closed by the server (close {stalled['close_code'] or 'frame lost, TCP reset'})"
+        else:
+            megabytes = stalled["bytes"] / 2**20
+            fate = f"kept open; {stalled['frames_received']} frames ({megabytes:.1f} MB) buffered for it"
+        lines.append(
+            f"| {cap} | {ms(r['p50_ms'])} / {ms(r['p99_ms'])} / {ms(r['max_ms'])} "
+            f"| {r['delivered']:,}/{r['expected']:,} | {r['rss_start_mb']:.0f} → {r['rss_max_mb']:.0f} → "
+            f"{r['rss_end_mb']:.0f} | {fate} | snapshot at v{r['resync_version']} "
+            f"(latest v{r['latest_version']}) |"
+        )
+    return "\n".join(lines)
+
+
+def block(results: dict) -> str:
+    parts = [
+        f"Run: {results['started']}, {results['seconds']:.0f} s, {results['machine']['cpus']} CPUs, Python "
+        f"{results['machine']['python']}, {results['client_processes']} spectator processes, load average "
+        f"at start {results.get('loadavg_start', 'n/a')}. Latency is commit → receipt over every spectator "
+        "and change.",
+    ]
+    if results.get("fanout"):
+        parts += ["", "### Fan-out", "", fanout_table(results["fanout"])]
+    if results.get("burst"):
+        parts += ["", "### Burst", "", burst_table(results["burst"])]
+    if results.get("slow"):
+        parts += ["", "### Stalled spectator", "", slow_table(results["slow"])]
+    return "\n".join(parts)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    series = sorted(
+        {(r["layer"], r["processes"]) for r in rows}, key=lambda k: (list(LABELS).index(k[0]), k[1])
+    )
+    for axis, key in zip(axes, ("p50_ms", "p99_ms"), strict=True):
+        for layer, processes in series:
+            points = sorted(
+                (r["n"], r[key]) for r in rows if (r["layer"], r["processes"]) == (layer, processes)
+            )
+            label = LABELS[layer] + ("" if layer == "reference" else f" x{processes}")
+            style = "k--" if layer == "reference" else "-"
+            axis.plot([n for n, _ in points], [v for _, v in points], style, marker="o", label=label)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("spectators (N)")
+        axis.set_title(f"{key[:3]} latency, commit → receipt")
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("ms")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def write_docs(results: dict) -> None:
+    text = DOC.read_text() if DOC.exists() else f"# Benchmarks\n\n{TABLE_START}\n{TABLE_END}\n"
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    DOC.write_text(f"{head}{TABLE_START}\n{block(results)}\n{TABLE_END}{tail}")
+    if results.get("fanout"):
+        plot(results["fanout"], PLOT)
+    print(f"updated {DOC} and {PLOT}")
+
+
+if __name__ == "__main__":
+    write_docs(json.loads((RESULTS / f"{sys.argv[1] if len(sys.argv) > 1 else 'full'}.json").read_text()))

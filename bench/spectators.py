@@ -1,0 +1,187 @@
+"""A client process holding many spectator WebSockets (`websockets` package), driven over stdin.
+
+Commands are JSON lines; each gets one JSON line back:
+  {"cmd": "open", "urls": [...], "count": n, "concurrency": c}   open n more spectators
+  {"cmd": "collect", "commits": [[version, time], ...], "timeout": s}
+      wait until every spectator has the last version (or the timeout), then report
+      latencies (receipt time - commit time) and any gap, duplicate or out-of-order frame
+  {"cmd": "quit"}
+Receipt times are `time.time()`, comparable with the writer's commit times on one machine.
+"""
+
+import asyncio
+import contextlib
+import json
+import resource
+import sys
+import time
+
+from websockets.asyncio.client import connect
+
+UPDATE_PREFIX = '{"type":"update","version":'
+
+
+def raise_open_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(hard, 65536), max(hard, 65536)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def frame_version(text: str) -> tuple[int, bool]:
+    """(version, is it a snapshot): updates are parsed without a JSON decode."""
+    if text.startswith(UPDATE_PREFIX):
+        end = text.find(",", len(UPDATE_PREFIX))
+        return int(text[len(UPDATE_PREFIX) : end]), False
+    message = json.loads(text)
+    return message["version"], message["type"] == "snapshot"
+
+
+class Spectator:
+    def __init__(self, harness: "Harness") -> None:
+        self.harness = harness
+        self.version: int | None = None
+        self.websocket = None
+        self.closed_code: int | None = None
+
+    async def open(self, url: str) -> None:
+        self.websocket = await connect(
+            url, origin="http://localhost", open_timeout=60, ping_interval=None, max_queue=None
+        )
+        snapshot = json.loads(await asyncio.wait_for(self.websocket.recv(), 60))
+        self.version = snapshot["version"]
+
+    async def read(self) -> None:
+        receipts = self.harness.receipts
+        previous = self.version
+        try:
+            async for text in self.websocket:
+                now = time.time()
+                version, snapshot = frame_version(text)
+                if snapshot:  # the server resynced us (e.g. after a channel-layer outage)
+                    self.harness.resyncs += 1
+                    self.version = max(self.version, version)
+                elif version != self.version + 1:
+                    self.harness.errors.append([self.version, version])
+                if snapshot:
+                    pass
+                elif version > self.version:
+                    self.version = version
+                    receipts.setdefault(version, []).append(now)
+                else:
+                    self.harness.duplicates += 1
+                if self.version >= self.harness.waiting_for > previous:
+                    self.harness.arrived()
+                previous = self.version
+        finally:
+            self.closed_code = self.websocket.close_code
+            if self.version < self.harness.waiting_for:
+                self.harness.arrived()
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.spectators: list[Spectator] = []
+        self.receipts: dict[int, list[float]] = {}
+        self.errors: list[list[int]] = []
+        self.resyncs = 0
+        self.duplicates = 0
+        self.waiting_for = 1 << 62
+        self.reached = 0
+        self.done = asyncio.Event()
+        self.tasks: set[asyncio.Task] = set()
+
+    def arrived(self) -> None:
+        self.reached += 1
+        if self.reached >= len(self.spectators):
+            self.done.set()
+
+    async def open(self, urls: list[str], count: int, concurrency: int) -> dict:
+        gate = asyncio.Semaphore(concurrency)
+        failed = 0
+
+        async def one(index: int) -> None:
+            nonlocal failed
+            spectator = Spectator(self)
+            async with gate:
+                try:
+                    await spectator.open(urls[index % len(urls)])
+                except Exception:  # noqa: BLE001 - counted and reported
+                    failed += 1
+                    return
+            self.spectators.append(spectator)
+            task = asyncio.create_task(spectator.read())
+            self.tasks.add(task)
+
+        start = time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        return {"opened": count - failed, "failed": failed, "seconds": time.monotonic() - start}
+
+    async def collect(self, commits: list[list[float]], timeout: float) -> dict:
+        last = max(int(v) for v, _ in commits)
+        self.waiting_for = last
+        self.done.clear()
+        self.reached = 0
+        for spectator in self.spectators:
+            if spectator.version >= last or spectator.closed_code is not None:
+                self.arrived()
+        if not self.spectators:
+            self.done.set()
+        with contextlib.suppress(TimeoutError):  # reported as undelivered frames
+            await asyncio.wait_for(self.done.wait(), timeout)
+        self.waiting_for = 1 << 62
+        commit_times = {int(v): t for v, t in commits}
+        latencies = []
+        per_change = []
+        delivered = 0
+        for version, when in commit_times.items():
+            received = self.receipts.pop(version, [])
+            delivered += len(received)
+            latencies.extend(round((r - when) * 1000, 3) for r in received)
+            if received:
+                per_change.append([version, round((max(received) - when) * 1000, 3)])
+        errors, self.errors = self.errors, []
+        resyncs, self.resyncs = self.resyncs, 0
+        duplicates, self.duplicates = self.duplicates, 0
+        self.receipts.clear()
+        return {
+            "latencies_ms": latencies,
+            "slowest_per_change_ms": per_change,
+            "delivered": delivered,
+            "expected": len(self.spectators) * len(commit_times),
+            "errors": errors[:20],
+            "error_count": len(errors),
+            "resyncs": resyncs,
+            "duplicates": duplicates,
+            "open": sum(1 for s in self.spectators if s.closed_code is None),
+        }
+
+
+async def main() -> None:
+    raise_open_file_limit()
+    harness = Harness()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 26)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := await reader.readline():
+        command = json.loads(line)
+        if command["cmd"] == "open":
+            reply = await harness.open(command["urls"], command["count"], command["concurrency"])
+        elif command["cmd"] == "collect":
+            reply = await harness.collect(command["commits"], command["timeout"])
+        elif command["cmd"] == "ready":
+            reply = {}
+        else:
+            break
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
