@@ -56,6 +56,8 @@ class Relay:
         self.channel: str | None = None
         self.spectators: dict[int, set[Spectator]] = {}
         self.live = True
+        # Per board: the last version relayed.
+        self.latest: dict[int, int] = {}
         self._membership = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         self._heartbeat_group = f"relay-{uuid.uuid4().hex}"
@@ -97,6 +99,7 @@ class Relay:
             if members:
                 return
             del self.spectators[board_id]
+            self._forget(board_id)
             groups = [Board.group_name_for(board_id)]
             if not self.spectators:
                 groups.append(self._heartbeat_group)
@@ -136,8 +139,12 @@ class Relay:
         members = self.spectators.get(message.get("board_id"))
         if not members:
             return
+        board_id = message["board_id"]
         if message["type"] == "board.update":
             version, text = message["version"], message["text"]
+            if version <= self.latest.get(board_id, 0):
+                return  # a redelivery: channels-redis core delivers at least once
+            self.latest[board_id] = version
             public = message.get("public", True)
             for spectator in tuple(members):
                 try:
@@ -148,6 +155,7 @@ class Relay:
                 except Exception:
                     logger.exception("relay could not deliver to a spectator")
         elif message["type"] == "board.removed":
+            self._forget(board_id)
             for spectator in tuple(members):
                 await spectator.board_removed()
 
@@ -203,6 +211,7 @@ class Relay:
 
     async def _recovered(self) -> None:
         self.live = True
+        self.latest.clear()  # updates may have been lost meanwhile: trust only the database
         logger.warning(
             "relay reconnected after %.1fs; resyncing %d spectators",
             time.monotonic() - self._lost_at,
@@ -231,6 +240,9 @@ class Relay:
 
     def _all_spectators(self) -> list[Spectator]:
         return [spectator for members in self.spectators.values() for spectator in members]
+
+    def _forget(self, board_id: int) -> None:
+        self.latest.pop(board_id, None)
 
     def _count(self) -> int:
         return sum(len(members) for members in self.spectators.values())

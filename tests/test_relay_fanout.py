@@ -1,0 +1,27 @@
+"""The relay's fan-out shortcuts: one delivery per version, snapshots reused only while current."""
+
+import pytest
+from channels.layers import get_channel_layer
+
+from live.models import Player
+from tests.conftest import TIMEOUT, in_thread, receive, spectate
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def add_point(player: Player) -> None:
+    player.score += 1
+    await in_thread(player.save)
+
+
+async def test_a_redelivered_update_reaches_each_spectator_once(players):
+    """channels-redis core delivers at least once: a repeated version is dropped by the relay."""
+    async with spectate("finals") as ws:
+        await receive(ws)
+        await add_point(players[0])
+        text = await ws.receive_from(timeout=TIMEOUT)
+        board_id = players[0].board_id
+        message = {"type": "board.update", "board_id": board_id, "version": 3, "text": text}
+        await get_channel_layer().group_send(f"board-{board_id}", message)
+        await add_point(players[1])
+        assert (await receive(ws))["version"] == 4
