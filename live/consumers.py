@@ -87,7 +87,7 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
             self.board = None
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
             return
-        await self.resync()
+        await self.resync(reuse=True)
         if not get_relay().live:
             await self.stale()
 
@@ -117,23 +117,33 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
         else:
             await self.resync()
 
-    async def resync(self) -> None:
-        """Send a fresh snapshot, then any update newer than it that arrived meanwhile."""
+    async def resync(self, *, reuse: bool = False) -> None:
+        """Send a snapshot, then any update newer than it that arrived meanwhile.
+
+        With `reuse`, a snapshot the relay holds for this board may stand in for a database
+        read; a resync the spectator asks for always reads the database.
+        """
         async with self.snapshot_lock:
             self.buffer = []
-            try:
-                snapshot = await fetch_snapshot(self.board, may_view_private=self.may_view_private)
-            except Forbidden:
-                await self.forbidden()
-                return
-            if snapshot is None:
-                await self.board_removed()
-                return
-            await self.send(text_data=encode(snapshot))
-            self.sent_version = snapshot["version"]
+            relay = get_relay()
+            cached = relay.cached_snapshot(self.board.pk) if reuse else None
+            if cached is None:
+                try:
+                    snapshot = await fetch_snapshot(self.board, may_view_private=self.may_view_private)
+                except Forbidden:
+                    await self.forbidden()
+                    return
+                if snapshot is None:
+                    await self.board_removed()
+                    return
+                cached = (snapshot["version"], encode(snapshot))
+                if not self.may_view_private:  # proven public when read: fit for anyone
+                    relay.remember_snapshot(self.board.pk, *cached)
+            self.sent_version, text = cached
+            await self.send(text_data=text)
             buffered, self.buffer = self.buffer, None
-            for version, text in buffered:
-                await self.send_update(version, text)
+            for version, update in buffered:
+                await self.send_update(version, update)
 
     async def deliver(self, version: int, text: str) -> None:
         if self.buffer is not None:

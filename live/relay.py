@@ -56,8 +56,9 @@ class Relay:
         self.channel: str | None = None
         self.spectators: dict[int, set[Spectator]] = {}
         self.live = True
-        # Per board: the last version relayed.
+        # Per board: the last version relayed, and the newest snapshot read since it.
         self.latest: dict[int, int] = {}
+        self._snapshots: dict[int, tuple[int, str]] = {}
         self._membership = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         self._heartbeat_group = f"relay-{uuid.uuid4().hex}"
@@ -145,6 +146,7 @@ class Relay:
             if version <= self.latest.get(board_id, 0):
                 return  # a redelivery: channels-redis core delivers at least once
             self.latest[board_id] = version
+            self._snapshots.pop(board_id, None)
             public = message.get("public", True)
             for spectator in tuple(members):
                 try:
@@ -212,6 +214,7 @@ class Relay:
     async def _recovered(self) -> None:
         self.live = True
         self.latest.clear()  # updates may have been lost meanwhile: trust only the database
+        self._snapshots.clear()
         logger.warning(
             "relay reconnected after %.1fs; resyncing %d spectators",
             time.monotonic() - self._lost_at,
@@ -241,8 +244,23 @@ class Relay:
     def _all_spectators(self) -> list[Spectator]:
         return [spectator for members in self.spectators.values() for spectator in members]
 
+    def cached_snapshot(self, board_id: int) -> tuple[int, str] | None:
+        """(version, frame) of a snapshot still current for a spectator that has joined.
+
+        Valid while no newer update has passed through this relay: every later update then
+        reaches the joined spectator, so snapshot + updates is complete. Spares the database
+        one read per connecting spectator. None while the broker is lost: updates may be too.
+        """
+        return self._snapshots.get(board_id) if self.live else None
+
+    def remember_snapshot(self, board_id: int, version: int, text: str) -> None:
+        """Keep a snapshot read by a joined spectator, unless an update has overtaken it."""
+        if self.live and board_id in self.spectators and version >= self.latest.get(board_id, 0):
+            self._snapshots[board_id] = (version, text)
+
     def _forget(self, board_id: int) -> None:
         self.latest.pop(board_id, None)
+        self._snapshots.pop(board_id, None)
 
     def _count(self) -> int:
         return sum(len(members) for members in self.spectators.values())

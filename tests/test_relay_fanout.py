@@ -25,3 +25,14 @@ async def test_a_redelivered_update_reaches_each_spectator_once(players):
         await get_channel_layer().group_send(f"board-{board_id}", message)
         await add_point(players[1])
         assert (await receive(ws))["version"] == 4
+
+
+async def test_a_spectator_joining_after_an_update_gets_a_snapshot_that_includes_it(players):
+    async with spectate("finals") as first:
+        assert (await receive(first))["version"] == 2  # now held by the relay
+        await add_point(players[3])
+        assert (await receive(first))["version"] == 3
+        async with spectate("finals") as second:
+            snapshot = await receive(second)
+    assert snapshot["version"] == 3
+    assert {"id": players[3].pk, "name": "Dee", "score": 11, "rank": 4} in snapshot["players"]
