@@ -1,10 +1,11 @@
 """Run the fan-out benchmark: real Daphne processes, Redis, writer and spectator processes.
 
     python -m bench.run            N = 100, 1,000, 5,000, 10,000 (about 10 minutes on 2 cores)
-    python -m bench.run --quick    N <= 1,000 and a shorter burst (about 2 minutes)
+    python -m bench.run --quick    N <= 1,000 and a shorter burst (about 3 minutes)
 
-Writes bench/results/<name>.json, the table block of docs/BENCHMARKS.md and
-docs/img/bench-latency.png. Everything listens on 127.0.0.1 only and is stopped at the end.
+Writes bench/results/<name>.json; a full run also rewrites the table block of
+docs/BENCHMARKS.md and docs/img/bench-latency.png (python -m bench.report NAME redoes that).
+Everything listens on 127.0.0.1 only and is stopped at the end.
 """
 
 import argparse
@@ -54,8 +55,8 @@ CONFIGS = [("reference", 1), ("inmemory", 1), ("pubsub", 1), ("pubsub", 2), ("co
 def changes_for(n: int) -> tuple[int, float]:
     """(changes, seconds between them) at N spectators: spaced so one fan-out ends before the next."""
     if n <= 1000:
-        return 20, 0.15
-    return 10, n / 10000
+        return 20, 0.3
+    return (8, 1.5) if n <= 5000 else (5, 3.0)
 
 
 def raise_open_file_limit(needed: int = 65536) -> None:
@@ -114,6 +115,8 @@ class BenchDaphne(DaphneProcess):
         i = self.args.index("-b")
         del self.args[i : i + 4]
         self.args[i:i] = ["-e", f"tcp:port={self.port}:interface=127.0.0.1:backlog=4096"]
+        if os.environ.get("BENCH_UVLOOP") == "1":
+            self.args[self.args.index("daphne")] = "bench.daphne_uvloop"
 
 
 class Servers:
@@ -270,7 +273,8 @@ def run_config(layer: str, processes: int, ns: list[int], tmp: Path, redis: Redi
             rss = servers.rss()
             count, interval = changes_for(n)
             cpu0, wall0 = servers.cpu(), time.monotonic()
-            commits = writer.ask({"count": count, "interval": interval})["commits"]
+            written = writer.ask({"count": count, "interval": interval})
+            commits = written["commits"]
             result = collect(clients, commits, timeout=30 + n / 500)
             cpu_seconds, wall = servers.cpu() - cpu0, time.monotonic() - wall0
             print("  slowest receipt per change (ms):", result["slowest_per_change_ms"], flush=True)
@@ -288,6 +292,7 @@ def run_config(layer: str, processes: int, ns: list[int], tmp: Path, redis: Redi
                 "resyncs": result["resyncs"],
                 "order_error_examples": result["order_error_examples"],
                 "slowest_per_change_ms": result["slowest_per_change_ms"],
+                "admin_request_ms_p50": written.get("request_ms_p50"),
                 "connected": setup["opened"],
                 "connect_failures": setup["failed"],
                 "setup_per_s": setup["opened"] / setup["seconds"] if setup["seconds"] else None,
@@ -388,7 +393,7 @@ def main() -> None:
     save(results, name)
     (RESULTS / f"{name}.partial.json").unlink(missing_ok=True)
     print(f"wrote {RESULTS / f'{name}.json'} in {results['seconds']:.0f} s")
-    if not args.no_docs:
+    if not (args.no_docs or args.quick or args.only or args.ns or skip):
         from bench.report import write_docs
 
         write_docs(results)

@@ -21,6 +21,8 @@ import time
 import urllib.parse
 import urllib.request
 
+REQUEST_MS: list[float] = []  # admin POST round trips: the part of the latency before COMMIT
+
 
 def orm_writer():
     import django
@@ -85,6 +87,7 @@ def admin_writer(base_url: str, players_json: str):
         fields["score"] = str(int(fields["score"]) + 1)
         start = time.time()
         post(f"/admin/live/player/{pk}/change/", fields)
+        REQUEST_MS.append((time.time() - start) * 1000)
         version[0] += 1  # the only writer: each save is the next version
         return [version[0], start]
 
@@ -135,7 +138,11 @@ def main() -> None:
             delay = next_at - time.monotonic()
             if delay > 0:
                 time.sleep(delay)  # the pacing of the changes, not synchronisation
-        sys.stdout.write(json.dumps({"commits": commits}) + "\n")
+        reply = {"commits": commits}
+        if REQUEST_MS:
+            reply["request_ms_p50"] = sorted(REQUEST_MS)[len(REQUEST_MS) // 2]
+            REQUEST_MS.clear()
+        sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
 
 
