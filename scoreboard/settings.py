@@ -145,7 +145,7 @@ LIVE_GROUP_EXPIRY = env_int("LIVE_GROUP_EXPIRY", 86400)
 LIVE_GROUP_REFRESH = env_int("LIVE_GROUP_REFRESH", min(3600, max(1, LIVE_GROUP_EXPIRY // 3)))
 # A spectator whose unsent frames pass this many bytes (after the kernel's socket buffer is
 # full) is closed with 1013 and resyncs on reconnect, so it cannot grow the server's memory.
-LIVE_SEND_BUFFER_LIMIT = env_int("LIVE_SEND_BUFFER_LIMIT", 64 * 1024)
+LIVE_SEND_BUFFER_LIMIT = env_int("LIVE_SEND_BUFFER_LIMIT", 1024 * 1024)
 
 
 def redis_channel_layer(*, redis_url: str, kind: str, group_expiry: int, prefix: str = "asgi") -> dict:
