@@ -19,13 +19,18 @@ def ms(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
 
+def gaps(row: dict) -> int:
+    """Updates that skipped a version; frames at or below the current version are stale, not gaps."""
+    return row["order_errors"] - row.get("duplicates", 0)
+
+
 def fanout_table(rows: list[dict]) -> str:
     reference = {r["n"]: r for r in rows if r["layer"] == "reference"}
     single = {(r["layer"], r["n"]): r for r in rows if r["processes"] == 1}
     lines = [
         "| N | layer | Daphne procs | p50 ms | p95 ms | p99 ms | max ms | p99 / reference | p99 / 1 proc "
-        "| delivered | order errors | RSS MB | RSS/conn KB | set-up /s | server CPU % |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| delivered | gaps | resyncs (stale) | RSS MB | RSS/conn KB | set-up /s | server CPU % |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in sorted(rows, key=lambda r: (r["n"], list(LABELS).index(r["layer"]), r["processes"])):
         ref = reference.get(r["n"])
@@ -37,7 +42,8 @@ def fanout_table(rows: list[dict]) -> str:
             f"| {r['n']:,} | {LABELS[r['layer']]} | {r['processes'] if r['layer'] != 'reference' else '-'} "
             f"| {ms(r['p50_ms'])} | {ms(r['p95_ms'])} | {ms(r['p99_ms'])} | {ms(r['max_ms'])} "
             f"| {ratio} | {vs_one} "
-            f"| {delivered:.2f}% | {r['order_errors']} | {r['rss_mb']:.0f} | {r['rss_per_conn_kb']:.1f} "
+            f"| {delivered:.2f}% | {gaps(r)} | {r.get('resyncs', 0)} ({r.get('duplicates', 0)}) "
+            f"| {r['rss_mb']:.0f} | {r['rss_per_conn_kb']:.1f} "
             f"| {r['setup_per_s']:.0f} | {r['server_cpu_pct']:.0f} |"
         )
     return "\n".join(lines)
@@ -46,7 +52,7 @@ def fanout_table(rows: list[dict]) -> str:
 def burst_table(rows: list[dict]) -> str:
     lines = [
         "| server | N | changes/s (achieved) | seconds | p50 ms | p95 ms | p99 ms | max ms | delivered "
-        "| order errors | max RSS MB | server CPU % |",
+        "| gaps | max RSS MB | server CPU % |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -54,7 +60,7 @@ def burst_table(rows: list[dict]) -> str:
             f"| {LABELS[r['layer']]} | {r['n']:,} | {r['rate_asked']} ({r['rate_achieved']:.0f}) "
             f"| {r['seconds']} "
             f"| {ms(r['p50_ms'])} | {ms(r['p95_ms'])} | {ms(r['p99_ms'])} | {ms(r['max_ms'])} "
-            f"| {r['delivered']:,}/{r['expected']:,} | {r['order_errors']} | {r['max_rss_mb']:.0f} "
+            f"| {r['delivered']:,}/{r['expected']:,} | {gaps(r)} | {r['max_rss_mb']:.0f} "
             f"| {r['server_cpu_pct']:.0f} |"
         )
     return "\n".join(lines)
@@ -67,7 +73,7 @@ def slow_table(rows: list[dict]) -> str:
         "|---|---|---:|---|---|---|",
     ]
     for r in rows:
-        cap = "off (0)" if r["send_buffer_limit"] == 0 else "64 KiB (default)"
+        cap = "off (0)" if r["send_buffer_limit"] == 0 else "1 MiB (default)"
         stalled = r["stalled"]
         if stalled["socket_error"] == "ConnectionResetError" or stalled["close_code"]:
             fate = f"closed by the server (close {stalled['close_code'] or 'frame lost, TCP reset'})"

@@ -130,7 +130,7 @@ def drain(sock: socket.socket) -> dict:
 
 
 def slow_spectator(
-    tmp: Path, redis: RedisServer, *, seconds: int, limit: int | None, n: int = 100, rate: int = 40
+    tmp: Path, redis: RedisServer, *, seconds: int, limit: int | None, n: int = 50, rate: int = 40
 ) -> dict:
     """One stalled spectator among `n` while a 500-player board changes entirely `rate` times a second."""
     from websockets.sync.client import connect
