@@ -65,6 +65,7 @@ def burst(tmp: Path, redis: RedisServer, *, layer: str, seconds: int, n: int = 1
         "order_errors": result["order_errors"],
         "duplicates": result["duplicates"],
         "resyncs": result["resyncs"],
+        "stale_notices": result["stale_notices"],
         "server_cpu_pct": 100 * cpu / wall,
         "max_rss_mb": max(rss for _, rss in samples) / 2**20 if samples else None,
     }
@@ -72,7 +73,7 @@ def burst(tmp: Path, redis: RedisServer, *, layer: str, seconds: int, n: int = 1
         f"burst {layer}: {row['rate_achieved']:.0f} changes/s x {seconds} s to {n}: p50 {row['p50_ms']:.0f} "
         f"p99 {row['p99_ms']:.0f} max {row['max_ms']:.0f} ms, "
         f"delivered {row['delivered']}/{row['expected']}, "
-        f"order errors {row['order_errors']}",
+        f"order errors {row['order_errors']}, resyncs {row['resyncs']}, stale notices {row['stale_notices']}",
         flush=True,
     )
     return row
@@ -167,6 +168,7 @@ def slow_spectator(
         "order_errors": result["order_errors"],
         "duplicates": result["duplicates"],
         "resyncs": result["resyncs"],
+        "stale_notices": result["stale_notices"],
         "rss_start_mb": rss[0] / 2**20,
         "rss_max_mb": max(rss) / 2**20,
         "rss_end_mb": rss[-1] / 2**20,

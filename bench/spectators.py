@@ -29,13 +29,13 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def frame_version(text: str) -> tuple[int, bool]:
-    """(version, is it a snapshot): updates are parsed without a JSON decode."""
+def frame_version(text: str) -> tuple[int | None, bool]:
+    """(version, is it a snapshot); None for frames without one (e.g. "stale" notices)."""
     if text.startswith(UPDATE_PREFIX):
         end = text.find(",", len(UPDATE_PREFIX))
         return int(text[len(UPDATE_PREFIX) : end]), False
     message = json.loads(text)
-    return message["version"], message["type"] == "snapshot"
+    return message.get("version"), message.get("type") == "snapshot"
 
 
 class Spectator:
@@ -59,6 +59,9 @@ class Spectator:
             async for text in self.websocket:
                 now = time.time()
                 version, snapshot = frame_version(text)
+                if version is None:  # the server says our standings may be stale
+                    self.harness.stale_notices += 1
+                    continue
                 if snapshot:  # the server resynced us (e.g. after a channel-layer outage)
                     self.harness.resyncs += 1
                     self.version = max(self.version, version)
@@ -86,6 +89,7 @@ class Harness:
         self.receipts: dict[int, list[float]] = {}
         self.errors: list[list[int]] = []
         self.resyncs = 0
+        self.stale_notices = 0
         self.duplicates = 0
         self.waiting_for = 1 << 62
         self.reached = 0
@@ -143,6 +147,7 @@ class Harness:
                 per_change.append([version, round((max(received) - when) * 1000, 3)])
         errors, self.errors = self.errors, []
         resyncs, self.resyncs = self.resyncs, 0
+        stale_notices, self.stale_notices = self.stale_notices, 0
         duplicates, self.duplicates = self.duplicates, 0
         self.receipts.clear()
         return {
@@ -153,6 +158,7 @@ class Harness:
             "errors": errors[:20],
             "error_count": len(errors),
             "resyncs": resyncs,
+            "stale_notices": stale_notices,
             "duplicates": duplicates,
             "open": sum(1 for s in self.spectators if s.closed_code is None),
         }
