@@ -68,6 +68,10 @@ class Relay:
         # Set when an awaited heartbeat is back, or when the listener finds the broker gone.
         self._heartbeat_wake = asyncio.Event()
         self._lost_at = 0.0
+        # Messages taken from the layer, and whether one is being fanned out right now: a
+        # late heartbeat behind a busy fan-out or a burst is load, not a lost broker.
+        self._received = 0
+        self._dispatching = False
 
     async def join(self, board_id: int, spectator: Spectator) -> None:
         """Add a spectator; returns once the board's updates are routed to this process."""
@@ -129,12 +133,17 @@ class Relay:
                 await self._lost(f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(RECOVERY_EVERY)  # retry back-off, not synchronisation
                 continue
+            self._received += 1
             if message.get("type") == "relay.heartbeat":
                 if message.get("n", 0) >= self._heartbeat_awaited:
                     self._heartbeat_back = True
                     self._heartbeat_wake.set()
-            else:
+                continue
+            self._dispatching = True
+            try:
                 await self.dispatch(message)
+            finally:
+                self._dispatching = False
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         members = self.spectators.get(message.get("board_id"))
@@ -167,7 +176,8 @@ class Relay:
             if self.live:
                 self._heartbeat_awaited = self._heartbeats + 1
                 self._heartbeat_back = False
-                if not await self._heartbeat(timeout=HEARTBEAT_TIMEOUT):
+                received = self._received
+                if not await self._heartbeat(timeout=HEARTBEAT_TIMEOUT) and not self._busy_since(received):
                     await self._lost("no heartbeat through the channel layer")
                 continue
             try:
@@ -178,6 +188,10 @@ class Relay:
             # Any heartbeat sent since the loss counts, so a slow one is not wasted.
             if await self._heartbeat(timeout=RECOVERY_EVERY):
                 await self._recovered()
+
+    def _busy_since(self, received: int) -> bool:
+        """True if the listener took messages from the layer since, or is fanning one out."""
+        return self._dispatching or self._received != received
 
     async def _heartbeat(self, *, timeout: float) -> bool:
         """Send a message to ourselves through the broker; True once an awaited one is back."""

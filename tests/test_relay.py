@@ -152,3 +152,25 @@ async def test_a_spectator_refused_while_the_broker_is_down_leaves_no_relay_runn
     assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 1013}
     await ws.disconnect()
     assert relay.channel is None and not relay._tasks
+
+
+async def test_a_heartbeat_late_behind_a_long_fan_out_is_not_a_lost_broker(players, monkeypatch):
+    """A busy event loop delays the heartbeat; that is load, and spectators stay live."""
+    from live.consumers import SpectatorConsumer
+
+    deliver = SpectatorConsumer.deliver
+
+    async def slow_deliver(self, version, text):
+        await asyncio.sleep(HEARTBEAT_EVERY + HEARTBEAT_TIMEOUT)  # stands in for a huge fan-out
+        await deliver(self, version, text)
+
+    async with AsyncExitStack() as stack:
+        spectators = await open_spectators(stack, "finals", 2)
+        monkeypatch.setattr(SpectatorConsumer, "deliver", slow_deliver)
+        dee = players[3]
+        dee.score = 13
+        await in_thread(dee.save)
+        for ws in spectators:
+            frame = await ws.receive_json_from(timeout=4 * (HEARTBEAT_EVERY + HEARTBEAT_TIMEOUT))
+            assert (frame["type"], frame["version"]) == ("update", 3)
+        assert get_relay().live
