@@ -28,7 +28,7 @@ class Spectator(Protocol):
 
     async def forbidden(self) -> None: ...
 
-    async def resync(self) -> None: ...
+    async def resync(self, *, reuse: bool = False) -> None: ...
 
     async def board_removed(self) -> None: ...
 
@@ -234,9 +234,10 @@ class Relay:
             time.monotonic() - self._lost_at,
             self._count(),
         )
+        # The first spectator of each board reads a fresh snapshot; the others reuse it.
         for spectator in self._all_spectators():
             try:
-                await spectator.resync()
+                await spectator.resync(reuse=True)
             except Exception:
                 logger.exception("relay could not resync a spectator")
 

@@ -174,3 +174,30 @@ async def test_a_heartbeat_late_behind_a_long_fan_out_is_not_a_lost_broker(playe
             frame = await ws.receive_json_from(timeout=4 * (HEARTBEAT_EVERY + HEARTBEAT_TIMEOUT))
             assert (frame["type"], frame["version"]) == ("update", 3)
         assert get_relay().live
+
+
+async def test_recovery_reads_one_snapshot_per_board_not_one_per_spectator(players, monkeypatch):
+    import live.consumers
+
+    layer, reads = get_channel_layer(), []
+    group_send, fetch_snapshot = layer.group_send, live.consumers.fetch_snapshot
+
+    async def counted_fetch(board, **kwargs):
+        reads.append(board.pk)
+        return await fetch_snapshot(board, **kwargs)
+
+    async def lost(group, message):
+        pass
+
+    async with AsyncExitStack() as stack:
+        spectators = await open_spectators(stack, "finals", 20)
+        monkeypatch.setattr(layer, "group_send", lost)
+        for ws in spectators:
+            assert (await ws.receive_json_from(timeout=HEARTBEAT_EVERY + HEARTBEAT_TIMEOUT + 1))[
+                "type"
+            ] == "stale"
+        monkeypatch.setattr(live.consumers, "fetch_snapshot", counted_fetch)
+        monkeypatch.setattr(layer, "group_send", group_send)
+        for ws in spectators:
+            assert (await ws.receive_json_from(timeout=3))["type"] == "snapshot"
+    assert reads == [players[0].board.pk]
