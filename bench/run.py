@@ -195,18 +195,24 @@ def board_players(tmp: Path, slug: str) -> list:
         return db.execute(query, (slug,)).fetchall()
 
 
-def start_writer(servers: Servers, tmp: Path) -> LineProcess:
-    return LineProcess(
+def start_writer(stack: ExitStack, servers: Servers, tmp: Path) -> LineProcess:
+    """The writer process, stopped when `stack` closes."""
+    writer = LineProcess(
         [sys.executable, "-m", "bench.writer", *servers.writer_args], servers.env, tmp / "writer.log"
     )
+    stack.callback(writer.stop)
+    return writer
 
 
-def start_clients(tmp: Path, count: int = CLIENT_PROCESSES) -> list[LineProcess]:
+def start_clients(stack: ExitStack, tmp: Path, count: int = CLIENT_PROCESSES) -> list[LineProcess]:
+    """The spectator client processes, ready and stopped when `stack` closes."""
     env = dict(os.environ)
-    clients = [
-        LineProcess([sys.executable, "-m", "bench.spectators"], env, tmp / f"spectators-{i}.log")
-        for i in range(count)
-    ]
+    clients = []
+    for i in range(count):
+        clients.append(
+            LineProcess([sys.executable, "-m", "bench.spectators"], env, tmp / f"spectators-{i}.log")
+        )
+        stack.callback(clients[-1].stop)
     for client in clients:
         client.ask({"cmd": "ready"})  # started and imported: not counted in the set-up rate
     return clients
@@ -248,6 +254,12 @@ def collect(clients: list[LineProcess], commits: list, timeout: float) -> dict:
     }
 
 
+def delivery(result: dict) -> dict:
+    """The delivery counts of a collect() result, as reported in every row."""
+    keys = ("delivered", "expected", "order_errors", "duplicates", "resyncs", "stale_notices")
+    return {key: result[key] for key in keys}
+
+
 def summary(latencies: list[float]) -> dict:
     return {
         "p50_ms": percentile(latencies, 50),
@@ -261,11 +273,8 @@ def run_config(layer: str, processes: int, ns: list[int], tmp: Path, redis: Redi
     rows = []
     with ExitStack() as stack:
         servers = Servers(stack, tmp, layer, processes, redis)
-        writer = start_writer(servers, tmp)
-        stack.callback(writer.stop)
-        clients = start_clients(tmp)
-        for client in clients:
-            stack.callback(client.stop)
+        writer = start_writer(stack, servers, tmp)
+        clients = start_clients(stack, tmp)
         baseline = servers.rss()
         have = 0
         for n in ns:
@@ -286,12 +295,7 @@ def run_config(layer: str, processes: int, ns: list[int], tmp: Path, redis: Redi
                 "changes": count,
                 "interval_s": interval,
                 **summary(result["latencies"]),
-                "delivered": result["delivered"],
-                "expected": result["expected"],
-                "order_errors": result["order_errors"],
-                "duplicates": result["duplicates"],
-                "resyncs": result["resyncs"],
-                "stale_notices": result["stale_notices"],
+                **delivery(result),
                 "order_error_examples": result["order_error_examples"],
                 "slowest_per_change_ms": result["slowest_per_change_ms"],
                 "admin_request_ms_p50": written.get("request_ms_p50"),

@@ -9,7 +9,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.run import Servers, collect, open_spectators, start_clients, start_writer, summary
+from bench.run import Servers, collect, delivery, open_spectators, start_clients, start_writer, summary
 from tests.servers import RedisServer
 
 
@@ -38,11 +38,8 @@ def burst(tmp: Path, redis: RedisServer, *, layer: str, seconds: int, n: int = 1
     """`rate` changes per second for `seconds` on one board with `n` spectators on one process."""
     with ExitStack() as stack:
         servers = Servers(stack, tmp, layer, 1, redis)
-        writer = start_writer(servers, tmp)
-        stack.callback(writer.stop)
-        clients = start_clients(tmp)
-        for client in clients:
-            stack.callback(client.stop)
+        writer = start_writer(stack, servers, tmp)
+        clients = start_clients(stack, tmp)
         open_spectators(clients, servers.urls, n)
         sampler = MemorySampler(servers)
         cpu0, wall0 = servers.cpu(), time.monotonic()
@@ -60,12 +57,7 @@ def burst(tmp: Path, redis: RedisServer, *, layer: str, seconds: int, n: int = 1
         "changes": len(commits),
         "versions_gap_free": versions == list(range(versions[0], versions[0] + len(versions))),
         **summary(result["latencies"]),
-        "delivered": result["delivered"],
-        "expected": result["expected"],
-        "order_errors": result["order_errors"],
-        "duplicates": result["duplicates"],
-        "resyncs": result["resyncs"],
-        "stale_notices": result["stale_notices"],
+        **delivery(result),
         "server_cpu_pct": 100 * cpu / wall,
         "max_rss_mb": max(rss for _, rss in samples) / 2**20 if samples else None,
     }
@@ -139,11 +131,8 @@ def slow_spectator(
     extra = {} if limit is None else {"LIVE_SEND_BUFFER_LIMIT": str(limit)}
     with ExitStack() as stack:
         servers = Servers(stack, tmp, "pubsub", 1, redis, extra_env=extra, board="wide")
-        writer = start_writer(servers, tmp)
-        stack.callback(writer.stop)
-        clients = start_clients(tmp)
-        for client in clients:
-            stack.callback(client.stop)
+        writer = start_writer(stack, servers, tmp)
+        clients = start_clients(stack, tmp)
         open_spectators(clients, servers.urls, n)
         daphne = servers.servers[0]
         stalled = stalled_socket(daphne.port, "/ws/boards/wide/")
@@ -163,12 +152,7 @@ def slow_spectator(
         "rate": rate,
         "seconds": seconds,
         **summary(result["latencies"]),
-        "delivered": result["delivered"],
-        "expected": result["expected"],
-        "order_errors": result["order_errors"],
-        "duplicates": result["duplicates"],
-        "resyncs": result["resyncs"],
-        "stale_notices": result["stale_notices"],
+        **delivery(result),
         "rss_start_mb": rss[0] / 2**20,
         "rss_max_mb": max(rss) / 2**20,
         "rss_end_mb": rss[-1] / 2**20,
