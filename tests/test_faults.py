@@ -288,6 +288,13 @@ class Deployment:
         self.daphnes.append(daphne)
         return daphne
 
+    async def start_two_daphnes(self) -> tuple[DaphneProcess, DaphneProcess]:
+        """Two Daphne processes sharing this Redis and database, started side by side."""
+        a, b = await asyncio.gather(
+            asyncio.to_thread(self.start_daphne), asyncio.to_thread(self.start_daphne)
+        )
+        return a, b
+
     def restart_redis(self) -> None:
         self.redis = RedisServer(self.tmp_path, port=self.redis.port).start()
 
@@ -336,7 +343,7 @@ def log_lines(daphne: DaphneProcess, pattern: str) -> int:
 async def test_redis_stopped_while_staff_save_then_spectators_converge(deployment, layer):
     """Saves succeed during the outage, logged once each; spectators go stale, then converge."""
     live = deployment(layer=layer)
-    a, b = await asyncio.gather(asyncio.to_thread(live.start_daphne), asyncio.to_thread(live.start_daphne))
+    a, b = await live.start_two_daphnes()
     staff = await asyncio.to_thread(Staff(a.http_url, "staff1").log_in)
     players = live.db.players(live.board_id)
     async with spectators([a.ws_url, b.ws_url], 4) as crowd:
@@ -377,7 +384,7 @@ async def test_redis_stopped_while_staff_save_then_spectators_converge(deploymen
 async def test_redis_restarted_empty_then_saves_reach_every_spectator(deployment, layer):
     """A restarted Redis has forgotten every group: relays re-add theirs and resync."""
     live = deployment(layer=layer)
-    a, b = await asyncio.gather(asyncio.to_thread(live.start_daphne), asyncio.to_thread(live.start_daphne))
+    a, b = await live.start_two_daphnes()
     staff = await asyncio.to_thread(Staff(b.http_url, "staff1").log_in)
     players = live.db.players(live.board_id)
     async with spectators([a.ws_url, b.ws_url], 4) as crowd:
@@ -405,7 +412,7 @@ async def test_daphne_killed_spectators_reconnect_to_another_process_and_resync(
     messages queued for it are never read and expire, harming nobody.
     """
     live = deployment(layer=layer)
-    a, b = await asyncio.gather(asyncio.to_thread(live.start_daphne), asyncio.to_thread(live.start_daphne))
+    a, b = await live.start_two_daphnes()
     staff = await asyncio.to_thread(Staff(b.http_url, "staff1").log_in)
     players = live.db.players(live.board_id)
     async with spectators([a.ws_url, b.ws_url], 4) as crowd:
@@ -429,7 +436,7 @@ async def test_daphne_killed_spectators_reconnect_to_another_process_and_resync(
 async def test_sigterm_closes_spectators_with_1001_and_they_reconnect_to_another_process(deployment):
     """A stopping Daphne says "going away"; its spectators move to the other process."""
     live = deployment(layer="pubsub")
-    a, b = await asyncio.gather(asyncio.to_thread(live.start_daphne), asyncio.to_thread(live.start_daphne))
+    a, b = await live.start_two_daphnes()
     staff = await asyncio.to_thread(Staff(b.http_url, "staff1").log_in)
     players = live.db.players(live.board_id)
     async with spectators([a.ws_url, b.ws_url], 4) as crowd:
@@ -491,7 +498,7 @@ async def test_two_staff_and_simulate_at_once_lose_no_point_and_no_version(deplo
 
     database_url = request.getfixturevalue("postgres_database") if database == "postgresql" else None
     live = deployment(layer="pubsub", database_url=database_url)
-    a, b = await asyncio.gather(asyncio.to_thread(live.start_daphne), asyncio.to_thread(live.start_daphne))
+    a, b = await live.start_two_daphnes()
     staff1, staff2 = await asyncio.gather(
         asyncio.to_thread(Staff(a.http_url, "staff1").log_in),
         asyncio.to_thread(Staff(b.http_url, "staff2").log_in),
