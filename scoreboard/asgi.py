@@ -14,7 +14,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from live.routing import websocket_urlpatterns  # noqa: E402
-from scoreboard.daphne_close_codes import (  # noqa: E402
+from scoreboard.daphne_extensions import (  # noqa: E402
     allow_rfc6455_close_codes,
     cap_send_buffer,
     close_websockets_on_shutdown,

@@ -1,7 +1,8 @@
-"""Let Daphne send the RFC 6455 close codes our protocol uses (1001, 1003, 1008, 1009, ...).
+"""Small extensions to Daphne: RFC 6455 close codes, 1001 on shutdown, a send-buffer cap.
 
-Autobahn's public `sendClose()` accepts only 1000 and 3000-4999 (django/daphne#374,
-crossbario/autobahn-python#1642), although RFC 6455 section 7.4.1 lets a server send these.
+Our protocol closes with 1001, 1003, 1008, 1009, ... Autobahn's public `sendClose()`
+accepts only 1000 and 3000-4999 (django/daphne#374, crossbario/autobahn-python#1642),
+although RFC 6455 section 7.4.1 lets a server send these.
 Without this, `close(code=1003)` from a consumer raises inside Daphne and the client sees
 1011. Remove once Daphne passes them through.
 
