@@ -35,7 +35,7 @@ def orm_writer():
     board = Board.objects.get(slug=sys.argv[2] if len(sys.argv) > 2 else "demo")
     players = list(Player.objects.filter(board=board))
 
-    from live.services import award_points
+    from live.scores.services import award_points
 
     def change(index: int, width: int = 1) -> list:
         committed = []

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import Count
 
 from live.models import Board, Player
-from live.services import award_points
+from live.scores.services import award_points
 
 
 class PlayerInline(admin.TabularInline):

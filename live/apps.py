@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 
 class LiveConfig(AppConfig):
@@ -11,7 +11,13 @@ class LiveConfig(AppConfig):
         from live.models import Board, Player
 
         # dispatch_uid: ready() can run more than once (in tests, for one).
-        post_save.connect(signals.player_changed, sender=Player, dispatch_uid="live.player_saved")
-        post_delete.connect(signals.player_changed, sender=Player, dispatch_uid="live.player_deleted")
-        post_save.connect(signals.board_changed, sender=Board, dispatch_uid="live.board_saved")
-        post_delete.connect(signals.board_changed, sender=Board, dispatch_uid="live.board_deleted")
+        for signal, handler, sender in [
+            (pre_save, signals.player_saving, Player),
+            (post_save, signals.player_saved, Player),
+            (pre_delete, signals.player_deleting, Player),
+            (post_delete, signals.player_deleted, Player),
+            (pre_save, signals.board_saving, Board),
+            (post_save, signals.board_saved, Board),
+            (post_delete, signals.board_deleted, Board),
+        ]:
+            signal.connect(handler, sender=sender, dispatch_uid=f"live.{handler.__name__}")

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from live import consumers
+from live.delivery import consumers
 
 websocket_urlpatterns = [
     path("ws/boards/<slug:slug>/", consumers.SpectatorConsumer.as_asgi()),

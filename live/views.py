@@ -1,30 +1,43 @@
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 
-from live.models import Board
-from live.serializers import board_snapshot
+from live.delivery.frames import error_payload
+from live.scores import selectors
+from live.scores.selectors import BoardUnavailable
 
-# Nothing about a private board (not even its name) goes into a refusal.
-FORBIDDEN_ERROR = {"type": "error", "code": "forbidden", "message": "You may not view this board."}
+# Nothing about a refused board (not even its name) goes into a refusal.
+REFUSALS = {
+    selectors.NOT_FOUND: (404, "board_not_found", "No board with this slug."),
+    selectors.FORBIDDEN: (403, "forbidden", "You may not view this board."),
+}
 
 
 def board_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "live/board_list.html", {"boards": Board.objects.visible_to(request.user)})
+    return render(request, "live/board_list.html", {"boards": selectors.visible_boards(request.user)})
 
 
 def board_page(request: HttpRequest, slug: str) -> HttpResponse:
-    board = get_object_or_404(Board, slug=slug)
-    if not board.is_visible_to(request.user):
-        return render(request, "live/forbidden.html", status=403)
-    return render(request, "live/board.html", {"board": board, "snapshot": board_snapshot(board=board)})
+    try:
+        board = selectors.board_for(slug=slug, user=request.user)
+    except BoardUnavailable as refusal:
+        return refused_page(request, refusal)
+    snapshot = selectors.board_snapshot(board_id=board.pk)
+    return render(request, "live/board.html", {"board": board, "snapshot": snapshot})
 
 
 def board_api(request: HttpRequest, slug: str) -> JsonResponse:
     """The same JSON as the WebSocket's first frame."""
-    board = Board.objects.filter(slug=slug).first()
-    if board is None:
-        error = {"type": "error", "code": "board_not_found", "message": "No board with this slug."}
-        return JsonResponse(error, status=404)
-    if not board.is_visible_to(request.user):
-        return JsonResponse(FORBIDDEN_ERROR, status=403)
-    return JsonResponse(board_snapshot(board=board), json_dumps_params={"ensure_ascii": False})
+    try:
+        board = selectors.board_for(slug=slug, user=request.user)
+    except BoardUnavailable as refusal:
+        status, code, message = REFUSALS[refusal.reason]
+        return JsonResponse(error_payload(code, message), status=status)
+    snapshot = selectors.board_snapshot(board_id=board.pk)
+    return JsonResponse(snapshot, json_dumps_params={"ensure_ascii": False})
+
+
+def refused_page(request: HttpRequest, refusal: BoardUnavailable) -> HttpResponse:
+    status, _, message = REFUSALS[refusal.reason]
+    if status == 404:
+        raise Http404(message)
+    return render(request, "live/forbidden.html", status=status)

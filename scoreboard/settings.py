@@ -37,6 +37,14 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}.") from None
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}.") from None
+
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
@@ -146,6 +154,13 @@ LIVE_GROUP_REFRESH = env_int("LIVE_GROUP_REFRESH", min(3600, max(1, LIVE_GROUP_E
 # A spectator whose unsent frames pass this many bytes (after the kernel's socket buffer is
 # full) is closed with 1013 and resyncs on reconnect, so it cannot grow the server's memory.
 LIVE_SEND_BUFFER_LIMIT = env_int("LIVE_SEND_BUFFER_LIMIT", 1024 * 1024)
+# The longest a save waits for the channel layer (seconds); what it could not send, the
+# relays read from the database (docs/RELIABILITY.md, "Every writer heard").
+LIVE_PUBLISH_TIMEOUT = env_float("LIVE_PUBLISH_TIMEOUT", 0.25)
+# How often each server process compares its boards' versions with the database.
+LIVE_FRESHNESS_EVERY = env_float("LIVE_FRESHNESS_EVERY", 0.5)
+# How long a relay holds an update that overtook its predecessor before reading the gap.
+LIVE_REORDER_HOLD = env_float("LIVE_REORDER_HOLD", 0.1)
 
 
 def redis_channel_layer(*, redis_url: str, kind: str, group_expiry: int, prefix: str = "asgi") -> dict:

@@ -6,9 +6,9 @@ import logging
 import pytest
 from django.db import transaction
 
-from live import broadcast
+from live.delivery.publish import publish_change_set
 from live.models import Board, Player
-from live.services import award_points
+from live.scores.services import award_points
 from tests.conftest import in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -146,14 +146,14 @@ def test_a_save_succeeds_and_logs_when_the_channel_layer_is_down(players, settin
     }
     dee = players[3]
     dee.score = 77
-    with caplog.at_level(logging.ERROR, logger="live.broadcast"):
+    with caplog.at_level(logging.ERROR, logger="live.delivery.publish"):
         dee.save()
     assert Player.objects.get(pk=dee.pk).score == 77
     assert Board.objects.get().version == 3
-    [record] = [r for r in caplog.records if r.name == "live.broadcast"]
+    [record] = [r for r in caplog.records if r.name == "live.delivery.publish"]
     assert f"board={dee.board_id} version=3" in record.getMessage()
     assert record.exc_info is None  # one line, not a traceback
 
 
-def test_publish_changes_returns_none_for_a_deleted_board(db):
-    assert broadcast.publish_changes(board_id=12345, player_ids=set()) is None
+def test_publishing_a_change_set_of_a_deleted_board_sends_nothing(db):
+    publish_change_set(board_id=12345, version=1)

@@ -54,13 +54,25 @@ def test_ensure_admin_never_resets_a_password_it_did_not_generate(credentials_fi
     assert django_user_model.objects.get(username="admin").check_password("chosen-by-the-owner")
 
 
-def test_simulate_changes_scores(django_capture_on_commit_callbacks):
+def test_seed_demo_never_re_adds_players_staff_renamed_or_removed():
     run("seed_demo")
+    Player.objects.filter(name="Ken").update(name="Kenneth")
+    Player.objects.filter(name="Radia").delete()
+    assert "exists" in run("seed_demo")
+    names = set(Player.objects.values_list("name", flat=True))
+    assert "Kenneth" in names and "Ken" not in names and "Radia" not in names
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simulate_makes_one_recorded_change_set_per_change():
+    run("seed_demo")
+    board = Board.objects.get(slug="demo")
     before = dict(Player.objects.values_list("name", "score"))
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        assert "Made 5 changes" in run("simulate", "--count", "5", "--interval", "0", "--seed", "3")
+    assert "Made 5 changes" in run("simulate", "--count", "5", "--interval", "0", "--seed", "3")
     assert dict(Player.objects.values_list("name", "score")) != before
-    assert len(callbacks) >= 5
+    records = board.changes.filter(version__gt=board.version)
+    assert Board.objects.get(pk=board.pk).version == board.version + 5
+    assert [r.source for r in records] == ["simulate"] * 5
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,8 @@
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from live.models import Board, Player
-from live.protocol import MAX_CLIENT_MESSAGE_BYTES
+from live.delivery.protocol import MAX_CLIENT_MESSAGE_BYTES
+from live.models import Board
 from scoreboard.asgi import application
 from tests.conftest import TIMEOUT, in_thread, receive, spectate
 
@@ -56,13 +56,16 @@ async def test_a_deleted_player_is_listed_as_removed(players):
     assert update["players"] == [] and update["removed"] == [ada_id]
 
 
-async def test_resync_answers_with_a_fresh_snapshot(players):
+async def test_resync_answers_with_a_snapshot_of_the_newest_version(players):
     async with spectate("finals") as ws:
         await receive(ws)
-        await in_thread(Player.objects.filter(pk=players[0].pk).update, score=99)
+        ada = players[0]
+        ada.score = 99
+        await in_thread(ada.save)
+        assert (await receive(ws))["version"] == 3
         await ws.send_json_to({"type": "resync"})
         snapshot = await receive(ws)
-    assert snapshot["type"] == "snapshot"
+    assert (snapshot["type"], snapshot["version"]) == ("snapshot", 3)
     assert snapshot["players"][0] == {"id": players[0].pk, "name": "Ada", "score": 99, "rank": 1}
 
 
@@ -148,7 +151,7 @@ async def test_a_request_without_origin_is_refused(board):
 
 async def test_an_update_not_newer_than_the_snapshot_is_not_sent(players):
     """An update still on its way when the snapshot read its version is already in the snapshot."""
-    from live.relay import get_relay
+    from live.delivery.relay import get_relay
 
     board_id = players[0].board_id
     async with spectate("finals") as ws:

@@ -8,8 +8,8 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from live.protocol import MAX_CLIENT_MESSAGE_BYTES, MAX_CLIENT_MESSAGES_PER_SECOND, FloodGuard
-from live.services import award_points
+from live.delivery.protocol import MAX_CLIENT_MESSAGE_BYTES, MAX_CLIENT_MESSAGES_PER_SECOND, FloodGuard
+from live.scores.services import award_points
 from tests.conftest import TIMEOUT, in_thread, receive, spectate
 
 pytestmark = pytest.mark.django_db(transaction=True)

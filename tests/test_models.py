@@ -3,8 +3,8 @@
 import pytest
 from django.db import IntegrityError
 
+from live.delivery.frames import ranked
 from live.models import Board, Player
-from live.serializers import ranked
 
 pytestmark = pytest.mark.django_db
 

@@ -58,6 +58,6 @@ async def test_two_concurrent_writers_number_every_change_set_once(tmp_path, red
 
 
 SNAPSHOT = (
-    "import json; from live.models import Board; from live.serializers import board_snapshot; "
-    "print(json.dumps(board_snapshot(board=Board.objects.get(slug='demo'))))"
+    "import json; from live.models import Board; from live.scores.selectors import board_snapshot; "
+    "print(json.dumps(board_snapshot(board_id=Board.objects.get(slug='demo').pk)))"
 )

@@ -7,8 +7,9 @@ import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
+from live.delivery.heartbeat import HEARTBEAT_EVERY, HEARTBEAT_TIMEOUT
+from live.delivery.relay import get_relay
 from live.models import Board, Player
-from live.relay import HEARTBEAT_EVERY, HEARTBEAT_TIMEOUT, get_relay
 from scoreboard.asgi import application
 from tests.conftest import in_thread, receive, spectate
 
@@ -47,7 +48,7 @@ async def test_the_group_has_one_member_per_process_whatever_the_audience(player
     async with AsyncExitStack() as stack:
         await open_spectators(stack, "finals", 25)
         assert len(layer.groups[players[0].board.group_name]) == 1
-        assert len(get_relay().spectators[players[0].board.pk]) == 25
+        assert len(get_relay().feeds[players[0].board.pk]) == 25
 
 
 async def test_spectators_leaving_do_not_disturb_the_others(players):
@@ -56,7 +57,7 @@ async def test_spectators_leaving_do_not_disturb_the_others(players):
         staying = await open_spectators(stack, "finals", 5)
         async with AsyncExitStack() as leaving_stack:
             await open_spectators(leaving_stack, "finals", 5)
-        assert len(get_relay().spectators[board.pk]) == 5
+        assert len(get_relay().feeds[board.pk]) == 5
         ada = players[0]
         ada.score = 31
         await in_thread(ada.save)
@@ -69,26 +70,26 @@ async def test_the_relay_leaves_the_group_when_the_last_spectator_goes(players):
     async with AsyncExitStack() as stack:
         await open_spectators(stack, "finals", 3)
         assert relay.channel is not None
-    assert board.pk not in relay.spectators
+    assert board.pk not in relay.feeds
     assert not layer.groups.get(board.group_name)
     assert relay.channel is None  # listener stopped
 
 
 async def test_an_update_during_the_snapshot_is_sent_after_it(players, monkeypatch):
     """Frames that arrive while a snapshot is read are held back, then sent if newer."""
-    import live.consumers
+    import live.delivery.reads
 
-    original = live.consumers.fetch_snapshot
+    original = live.delivery.reads.read_snapshot
     reading = asyncio.Event()
     proceed = asyncio.Event()
 
-    async def slow_snapshot(board, **kwargs):
-        snapshot = await original(board, **kwargs)
+    async def slow_snapshot(board_id):
+        snapshot = await original(board_id)
         reading.set()
         await asyncio.wait_for(proceed.wait(), 5)
         return snapshot
 
-    monkeypatch.setattr(live.consumers, "fetch_snapshot", slow_snapshot)
+    monkeypatch.setattr(live.delivery.reads, "read_snapshot", slow_snapshot)
     connecting = asyncio.create_task(spectate("finals").__aenter__())
     await asyncio.wait_for(reading.wait(), 5)
     dee = players[3]
@@ -156,17 +157,17 @@ async def test_a_spectator_refused_while_the_broker_is_down_leaves_no_relay_runn
 
 async def test_a_heartbeat_late_behind_a_long_fan_out_is_not_a_lost_broker(players, monkeypatch):
     """A busy event loop delays the heartbeat; that is load, and spectators stay live."""
-    from live.consumers import SpectatorConsumer
+    from live.delivery.consumers import SpectatorConsumer
 
-    deliver = SpectatorConsumer.deliver
+    send_frame = SpectatorConsumer.send_frame
 
-    async def slow_deliver(self, version, text):
+    async def slow_send(self, text):
         await asyncio.sleep(HEARTBEAT_EVERY + HEARTBEAT_TIMEOUT)  # stands in for a huge fan-out
-        await deliver(self, version, text)
+        await send_frame(self, text)
 
     async with AsyncExitStack() as stack:
         spectators = await open_spectators(stack, "finals", 2)
-        monkeypatch.setattr(SpectatorConsumer, "deliver", slow_deliver)
+        monkeypatch.setattr(SpectatorConsumer, "send_frame", slow_send)
         dee = players[3]
         dee.score = 13
         await in_thread(dee.save)
@@ -177,14 +178,14 @@ async def test_a_heartbeat_late_behind_a_long_fan_out_is_not_a_lost_broker(playe
 
 
 async def test_recovery_reads_one_snapshot_per_board_not_one_per_spectator(players, monkeypatch):
-    import live.consumers
+    import live.delivery.reads
 
     layer, reads = get_channel_layer(), []
-    group_send, fetch_snapshot = layer.group_send, live.consumers.fetch_snapshot
+    group_send, fetch_snapshot = layer.group_send, live.delivery.reads.read_snapshot
 
-    async def counted_fetch(board, **kwargs):
-        reads.append(board.pk)
-        return await fetch_snapshot(board, **kwargs)
+    async def counted_fetch(board_id):
+        reads.append(board_id)
+        return await fetch_snapshot(board_id)
 
     async def lost(group, message):
         pass
@@ -196,7 +197,7 @@ async def test_recovery_reads_one_snapshot_per_board_not_one_per_spectator(playe
             assert (await ws.receive_json_from(timeout=HEARTBEAT_EVERY + HEARTBEAT_TIMEOUT + 1))[
                 "type"
             ] == "stale"
-        monkeypatch.setattr(live.consumers, "fetch_snapshot", counted_fetch)
+        monkeypatch.setattr(live.delivery.reads, "read_snapshot", counted_fetch)
         monkeypatch.setattr(layer, "group_send", group_send)
         for ws in spectators:
             assert (await ws.receive_json_from(timeout=3))["type"] == "snapshot"

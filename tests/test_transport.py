@@ -12,7 +12,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from live.protocol import MAX_CLIENT_MESSAGE_BYTES, MAX_CLIENT_MESSAGES_PER_SECOND
+from live.delivery.protocol import MAX_CLIENT_MESSAGE_BYTES, MAX_CLIENT_MESSAGES_PER_SECOND
 from tests.servers import ROOT, DaphneProcess, manage, server_env, sqlite_database
 
 UNIT = ROOT / "deploy" / "systemd" / "daphne@.service"

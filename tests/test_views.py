@@ -3,7 +3,7 @@
 import pytest
 
 from live.models import Player
-from live.serializers import board_snapshot
+from live.scores.selectors import board_snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,7 @@ def test_the_api_returns_the_websocket_snapshot(client, players):
     response = client.get("/api/boards/finals/")
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
-    assert response.json() == board_snapshot(board=players[0].board)
+    assert response.json() == board_snapshot(board_id=players[0].board_id)
 
 
 @pytest.mark.parametrize("url", ["/boards/nope/", "/api/boards/nope/"])

@@ -16,14 +16,16 @@ DEMO_PLAYERS = [
 
 
 class Command(BaseCommand):
-    help = "Create the demo board (slug 'demo') and its players, unless they exist."
+    help = "Create the demo board (slug 'demo') with its players, unless the board exists."
 
     def handle(self, *args, **options) -> None:
+        # Once it exists the board is the staff's: never re-add players they renamed or removed.
+        board = Board.objects.filter(slug="demo").first()
+        if board is not None:
+            self.stdout.write(f"Demo board exists: /boards/{board.slug}/")
+            return
         with transaction.atomic():
-            board, created = Board.objects.get_or_create(slug="demo", defaults={"name": "Demo league"})
-            added = 0
+            board = Board.objects.create(slug="demo", name="Demo league")
             for name, score in DEMO_PLAYERS:
-                _, was_added = Player.objects.get_or_create(board=board, name=name, defaults={"score": score})
-                added += was_added
-        status = "created" if created else "exists"
-        self.stdout.write(f"Demo board {status}: /boards/{board.slug}/ ({added} players added)")
+                Player.objects.create(board=board, name=name, score=score)
+        self.stdout.write(f"Demo board created: /boards/{board.slug}/ ({len(DEMO_PLAYERS)} players)")

@@ -4,7 +4,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from live.models import Board, Player
+from live.models import Board, Change, Player
+from live.scores.changes import attributed, lock_board
 
 
 class Command(BaseCommand):
@@ -24,26 +25,32 @@ class Command(BaseCommand):
         except Board.DoesNotExist:
             raise CommandError(f"No board with slug {board!r}. Try: python manage.py seed_demo") from None
         rng = random.Random(seed)
-        done = 0
+        self.done = 0
         try:
-            while count == 0 or done < count:
-                player_ids = list(target.players.values_list("pk", flat=True))
-                if not player_ids:
-                    raise CommandError(f"Board {board!r} has no players.")
-                # The row lock keeps concurrent writers from losing each other's points.
-                with transaction.atomic():
-                    player = Player.objects.select_for_update().filter(pk=rng.choice(player_ids)).first()
-                    if player is None:
-                        continue  # deleted meanwhile
-                    before = player.score
-                    player.score = max(0, player.score + rng.choice([-3, -1, 1, 2, 5, 10]))
-                    player.save(update_fields=["score", "updated_at"])
-                done += 1
-                if options["verbosity"] > 1:
-                    # Old and new score, so a test can account for every change.
-                    self.stdout.write(f"{player.name}: {before} -> {player.score}")
-                if interval:
-                    time.sleep(interval)
+            with attributed(source=Change.Source.SIMULATE):
+                while count == 0 or self.done < count:
+                    self.change_one(target, rng=rng, verbose=options["verbosity"] > 1)
+                    if interval:
+                        time.sleep(interval)
         except KeyboardInterrupt:
             pass
-        self.stdout.write(f"Made {done} changes on {board!r}.")
+        self.stdout.write(f"Made {self.done} changes on {board!r}.")
+
+    def change_one(self, board: Board, *, rng: random.Random, verbose: bool) -> None:
+        player_ids = list(board.players.values_list("pk", flat=True))
+        if not player_ids:
+            raise CommandError(f"Board {board.slug!r} has no players.")
+        # The board's lock, taken first as every writer does, keeps concurrent writers from
+        # losing each other's points (live/scores/changes.py).
+        with transaction.atomic():
+            lock_board(board_id=board.pk)
+            player = Player.objects.filter(pk=rng.choice(player_ids)).first()
+            if player is None:
+                return  # deleted meanwhile
+            before = player.score
+            player.score = max(0, player.score + rng.choice([-3, -1, 1, 2, 5, 10]))
+            player.save(update_fields=["score", "updated_at"])
+        self.done += 1
+        if verbose:
+            # Old and new score, so a test can account for every change.
+            self.stdout.write(f"{player.name}: {before} -> {player.score}")

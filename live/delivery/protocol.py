@@ -4,7 +4,7 @@ import json
 import time
 from typing import Any
 
-from live.serializers import encode
+from live.delivery.frames import encode, error_payload
 
 # Spectators send almost nothing: a ping or a resync request is under 30 bytes.
 MAX_CLIENT_MESSAGE_BYTES = 4096
@@ -30,13 +30,15 @@ STALE = encode({"type": "stale"})
 class ClientError(Exception):
     """A client frame the server cannot act on; answered with an error frame."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, close_code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        # Set for abuse that ends the connection instead of an error frame.
+        self.close_code = close_code
 
     def frame(self) -> str:
-        return encode({"type": "error", "code": self.code, "message": self.message})
+        return encode(error_payload(self.code, self.message))
 
 
 class FloodGuard:
@@ -77,3 +79,19 @@ def parse_client_message(text: str) -> dict[str, Any]:
             f"Unknown message type; expected one of: {', '.join(CLIENT_MESSAGE_TYPES)}.",
         )
     return message
+
+
+def parse_client_frame(text: str | None, data: bytes | None, *, flood_guard: FloodGuard) -> dict[str, Any]:
+    """Check one frame from a spectator against every limit, then decode it (or ClientError)."""
+    if not flood_guard.allow():
+        raise ClientError("flood", "Too many frames.", close_code=CLOSE_POLICY_VIOLATION)
+    if text is None:
+        raise ClientError("binary", "Frames must be text.", close_code=CLOSE_UNSUPPORTED_DATA)
+    if message_size(text) > MAX_CLIENT_MESSAGE_BYTES:
+        raise ClientError("too_big", "Frame too big.", close_code=CLOSE_MESSAGE_TOO_BIG)
+    return parse_client_message(text)
+
+
+def close_code_for(refusal) -> int:
+    """The close code of a board this socket cannot watch (a selectors.BoardUnavailable)."""
+    return CLOSE_FORBIDDEN if refusal.reason == "forbidden" else CLOSE_BOARD_NOT_FOUND

@@ -1,10 +1,11 @@
-"""The JSON payloads of the protocol (docs/PROTOCOL.md), for snapshots and updates alike.
+"""The JSON frames of the protocol (docs/PROTOCOL.md), for snapshots and updates alike.
 
 Every frame a spectator receives is built here and encoded once, by `encode()`.
 """
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from live.models import Board, Player
@@ -60,10 +61,15 @@ def update_payload(
     return payload
 
 
-def board_snapshot(*, board: Board) -> dict[str, Any]:
-    """The board's current standings, as sent first on every WebSocket and by the JSON API."""
-    # Version first, rows second: the rows are then at least as new as the version, and
-    # any later change arrives as an update with a higher version (re-applying is harmless).
-    board = Board.objects.get(pk=board.pk)
-    players = list(board.players.all())
-    return snapshot_payload(board=board, version=board.version, players=players)
+def error_payload(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}
+
+
+@dataclass(frozen=True)
+class Frame:
+    """An encoded snapshot or update of one board version, ready for every socket."""
+
+    version: int
+    text: str
+    # Relays hold a private board's frames back from spectators not allowed to see it.
+    public: bool

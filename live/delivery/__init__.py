@@ -1,0 +1,1 @@
+"""Delivering scores: the channel layer, the relay, the spectator sockets and their protocol."""

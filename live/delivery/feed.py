@@ -1,0 +1,242 @@
+"""One board's spectators in this process, and the one owner of which version each holds.
+
+The relay hands every update of the board to its feed, once. The feed passes each version
+on in order, exactly once per spectator, never older than what a spectator already holds:
+
+- a version that arrives before its predecessor (two writers committing almost at once)
+  is held for `settings.LIVE_REORDER_HOLD` seconds; if the gap is still open then, the
+  missing versions are read from the database (their change records), once per board;
+- a joining spectator gets the board's current snapshot, then the updates newer than it
+  that arrived meanwhile; the snapshot is read once and reused while no newer update
+  passed, however many spectators join or ask for a resync at the same moment.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from django.conf import settings
+
+from live.delivery.frames import Frame
+from live.delivery.protocol import CLOSE_BOARD_NOT_FOUND, CLOSE_FORBIDDEN, STALE
+
+logger = logging.getLogger(__name__)
+
+
+class Spectator(Protocol):
+    """What a feed needs of a socket (live/delivery/consumers.py)."""
+
+    may_view_private: bool
+
+    async def send_frame(self, text: str) -> None: ...
+
+    async def close_with(self, code: int) -> None: ...
+
+
+class Reads(Protocol):
+    """The feed's database reads (live/delivery/reads.py)."""
+
+    read_snapshot: Callable[[int], Awaitable[Frame]]
+    read_updates: Callable[[int, int], Awaitable[list[Frame] | None]]
+
+
+class BoardGone(Exception):
+    """The board was deleted."""
+
+
+class BoardFeed:
+    def __init__(self, board_id: int, reads: Reads) -> None:
+        self.board_id = board_id
+        self.reads = reads
+        # The newest version passed on; every synced spectator holds it (or a newer snapshot).
+        self.version = 0
+        self.held: dict[Spectator, int] = {}
+        # Spectators whose snapshot is being read, with the updates that arrived meanwhile.
+        self.joining: dict[Spectator, list[Frame]] = {}
+        self.early: dict[int, Frame] = {}
+        self._snapshot: Frame | None = None
+        self._snapshot_read: asyncio.Task | None = None
+        self._read_from = 0
+        self._catching_up: asyncio.Task | None = None
+        self._gap_timer: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        return len(self.held) + len(self.joining)
+
+    def spectators(self) -> list[Spectator]:
+        return [*self.held, *self.joining]
+
+    # Spectators come and go.
+
+    async def join(self, spectator: Spectator) -> None:
+        """Send the spectator the current snapshot, then every newer update, in order."""
+        self.joining[spectator] = []
+        await self.send_snapshot(spectator)
+
+    async def send_snapshot(self, spectator: Spectator, *, fresh: bool = False) -> None:
+        self.joining.setdefault(spectator, [])
+        self.held.pop(spectator, None)
+        try:
+            snapshot = await self.snapshot(fresh=fresh)
+        except BoardGone:
+            await self.board_removed()
+            return
+        if spectator not in self.joining:
+            return  # left meanwhile
+        waiting = self.joining.pop(spectator)
+        if not self._may_see(spectator, snapshot):
+            await spectator.close_with(CLOSE_FORBIDDEN)
+            return
+        self.held[spectator] = snapshot.version
+        if len(self.held) == 1:
+            self.version = max(self.version, snapshot.version)  # nobody else to bring along
+        await spectator.send_frame(snapshot.text)
+        for frame in waiting:
+            await self._send(spectator, frame)
+
+    def leave(self, spectator: Spectator) -> None:
+        self.held.pop(spectator, None)
+        self.joining.pop(spectator, None)
+
+    async def snapshot(self, *, fresh: bool = False) -> Frame:
+        """The board's current snapshot: one database read however many ask at once."""
+        cached = self._snapshot
+        if not fresh and cached is not None and cached.version >= self.version:
+            return cached
+        # A read started before an update passed here may miss it: share only a newer one.
+        if self._snapshot_read is None or self._snapshot_read.done() or self._read_from < self.version:
+            self._read_from = self.version
+            self._snapshot_read = asyncio.ensure_future(self.reads.read_snapshot(self.board_id))
+        snapshot = await asyncio.shield(self._snapshot_read)
+        if snapshot is None:
+            raise BoardGone
+        if snapshot.version >= self.version:
+            self._snapshot = snapshot
+        return snapshot
+
+    # Updates pass through.
+
+    async def deliver(self, frame: Frame) -> None:
+        """Pass one update on; a redelivered or older version is dropped here."""
+        if frame.version <= self.version:
+            return
+        if self.version and frame.version > self.version + 1:
+            self.early[frame.version] = frame
+            self._arm_gap_timer()
+            return
+        await self._pass_on(frame)
+        while self.version + 1 in self.early:
+            await self._pass_on(self.early.pop(self.version + 1))
+        if not self.early and self._gap_timer is not None:
+            self._gap_timer.cancel()
+            self._gap_timer = None
+
+    async def _pass_on(self, frame: Frame) -> None:
+        self.version = frame.version
+        for waiting in self.joining.values():
+            waiting.append(frame)
+        for spectator in tuple(self.held):
+            try:
+                await self._send(spectator, frame)
+            except Exception:
+                logger.exception("could not deliver to a spectator of board=%s", self.board_id)
+
+    async def _send(self, spectator: Spectator, frame: Frame) -> None:
+        held = self.held.get(spectator)
+        if held is None or frame.version <= held:
+            return
+        if not self._may_see(spectator, frame):
+            # The board was made private while this outsider watched.
+            self.leave(spectator)
+            await spectator.close_with(CLOSE_FORBIDDEN)
+            return
+        self.held[spectator] = frame.version
+        await spectator.send_frame(frame.text)
+
+    @staticmethod
+    def _may_see(spectator: Spectator, frame: Frame) -> bool:
+        return frame.public or spectator.may_view_private
+
+    def _arm_gap_timer(self) -> None:
+        if self._gap_timer is None:
+            loop = asyncio.get_running_loop()
+            self._gap_timer = loop.call_later(settings.LIVE_REORDER_HOLD, self._gap_timeout)
+
+    def _gap_timeout(self) -> None:
+        self._gap_timer = None
+        if self.early:
+            self.start_catch_up()
+
+    # Catching up with the database.
+
+    def start_catch_up(self) -> asyncio.Task:
+        """Read the versions this feed missed from the database (one read at a time)."""
+        if self._catching_up is None or self._catching_up.done():
+            self._catching_up = asyncio.ensure_future(self.catch_up())
+        return self._catching_up
+
+    async def catch_up(self) -> None:
+        try:
+            frames = await self.reads.read_updates(self.board_id, self.version)
+        except BoardGone:
+            await self.board_removed()
+            return
+        except Exception:
+            logger.exception("could not read missed updates of board=%s", self.board_id)
+            return
+        if frames is None:  # too many, or older than the change records: start afresh
+            logger.warning("board=%s: resyncing %d spectators from a snapshot", self.board_id, len(self))
+            await self.resync_all()
+            return
+        for frame in frames:
+            await self.deliver(frame)
+        if frames:
+            logger.info("board=%s caught up to version %d from the database", self.board_id, self.version)
+
+    async def resync_all(self, *, everyone: bool = False) -> None:
+        """Send a fresh snapshot to every spectator behind it (`everyone`: to all)."""
+        try:
+            snapshot = await self.snapshot(fresh=True)
+        except BoardGone:
+            await self.board_removed()
+            return
+        self.version = max(self.version, snapshot.version)
+        self.early = {v: f for v, f in self.early.items() if v > self.version}
+        for spectator in tuple(self.held):
+            if not everyone and self.held.get(spectator, 0) >= snapshot.version:
+                continue
+            if not self._may_see(spectator, snapshot):
+                self.leave(spectator)
+                await spectator.close_with(CLOSE_FORBIDDEN)
+                continue
+            self.held[spectator] = snapshot.version
+            try:
+                await spectator.send_frame(snapshot.text)
+            except Exception:
+                logger.exception("could not resync a spectator of board=%s", self.board_id)
+
+    # The board or the broker changed state.
+
+    async def board_removed(self) -> None:
+        for spectator in self.spectators():
+            self.leave(spectator)
+            await spectator.close_with(CLOSE_BOARD_NOT_FOUND)
+
+    async def stale(self) -> None:
+        for spectator in tuple(self.held):
+            try:
+                await spectator.send_frame(STALE)
+            except Exception:
+                logger.exception("could not tell a spectator of board=%s it is stale", self.board_id)
+
+    def forget_versions(self) -> None:
+        """After a broker outage: trust only the database (the next snapshot)."""
+        self._snapshot = None
+
+    def stop(self) -> None:
+        if self._gap_timer is not None:
+            self._gap_timer.cancel()
+        for task in (self._snapshot_read, self._catching_up):
+            if task is not None:
+                task.cancel()

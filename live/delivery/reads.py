@@ -1,0 +1,37 @@
+"""The delivery side's database reads, each one hop to Django's database thread."""
+
+from channels.db import database_sync_to_async
+
+from live.delivery.frames import Frame
+from live.scores import selectors
+
+
+@database_sync_to_async
+def read_snapshot(board_id: int) -> Frame | None:
+    try:
+        return selectors.snapshot_frame(board_id=board_id)
+    except selectors.BoardUnavailable:
+        return None
+
+
+@database_sync_to_async
+def read_updates(board_id: int, after: int) -> list[Frame] | None:
+    from live.delivery.feed import BoardGone
+
+    try:
+        return selectors.updates_since(board_id=board_id, after=after)
+    except selectors.BoardUnavailable:
+        raise BoardGone from None
+
+
+@database_sync_to_async
+def read_versions(board_ids: list[int]) -> dict[int, int]:
+    return selectors.board_versions(board_ids)
+
+
+@database_sync_to_async
+def find_board(*, slug: str, user) -> tuple[int, bool]:
+    """(board id, may the user view private boards) or BoardUnavailable: one hop for both."""
+    may_view_private = selectors.may_view_private_boards(user)
+    board = selectors.board_for(slug=slug, user=user)
+    return board.pk, may_view_private

@@ -1,0 +1,183 @@
+"""Process-local fan-out: one channel-layer group member per board and server process.
+
+Spectator consumers do not join the channel layer themselves. The relay of their process
+adds one channel to the group of each board watched here, receives each update once, and
+hands it to that board's feed (live/delivery/feed.py), which writes the pre-encoded frame
+to every local spectator. Redis (or the in-memory layer) carries messages between
+processes; the relay carries them to sockets. Two watchers keep it honest: the broker
+heartbeat (heartbeat.py) and the comparison with the database (freshness.py).
+"""
+
+import asyncio
+import logging
+import weakref
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from live.delivery import reads
+from live.delivery.feed import BoardFeed, Spectator
+from live.delivery.frames import Frame
+from live.delivery.freshness import FreshnessCheck
+from live.delivery.heartbeat import HEARTBEAT, BrokerHeartbeat
+from live.delivery.protocol import STALE
+from live.delivery.publish import REMOVED, UPDATE
+from live.models import Board
+
+logger = logging.getLogger(__name__)
+
+
+class Relay:
+    """Relays the updates of the boards watched in this process, each to its feed."""
+
+    def __init__(self, layer) -> None:
+        self.layer = layer
+        self.channel: str | None = None
+        self.feeds: dict[int, BoardFeed] = {}
+        self.heartbeat = BrokerHeartbeat(
+            layer, on_lost=self._broker_lost, on_recovered=self._broker_back, rejoin=self._rejoin
+        )
+        self.freshness = FreshnessCheck(self.feeds, reads.read_versions)
+        self._membership = asyncio.Lock()
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def live(self) -> bool:
+        return self.heartbeat.live
+
+    async def watch(self, board_id: int, spectator: Spectator) -> None:
+        """Route the board's updates here, then send the spectator its snapshot and updates."""
+        async with self._membership:
+            if board_id not in self.feeds:
+                try:
+                    await self._start()
+                    await self.layer.group_add(Board.group_name_for(board_id), self.channel)
+                except BaseException:
+                    if not self.feeds:
+                        self._stop()  # nobody to serve: the next watch starts afresh
+                    raise
+                self.feeds[board_id] = BoardFeed(board_id, reads)
+        feed = self.feeds[board_id]
+        await feed.join(spectator)
+        if not self.live:
+            await spectator.send_frame(STALE)
+
+    async def resync(self, board_id: int, spectator: Spectator) -> None:
+        """A spectator asked for a snapshot: the current one, read once per board and moment."""
+        feed = self.feeds.get(board_id)
+        if feed is not None:
+            await feed.send_snapshot(spectator)
+
+    async def leave(self, board_id: int, spectator: Spectator) -> None:
+        async with self._membership:
+            feed = self.feeds.get(board_id)
+            if feed is None:
+                return
+            feed.leave(spectator)
+            if len(feed):
+                return
+            feed.stop()
+            del self.feeds[board_id]
+            groups = [Board.group_name_for(board_id)]
+            if not self.feeds:
+                groups.append(self.heartbeat.group)
+            for group in groups:
+                try:
+                    await self.layer.group_discard(group, self.channel)
+                except Exception as exc:  # noqa: BLE001 - the membership expires by itself
+                    logger.warning("relay could not leave group %s: %s", group, exc)
+            if not self.feeds:
+                self._stop()
+
+    async def _start(self) -> None:
+        if self.channel is not None:
+            return
+        self.channel = await self.layer.new_channel()
+        self.heartbeat.live = True
+        self._tasks = [
+            asyncio.create_task(self._listen()),
+            asyncio.create_task(self.heartbeat.run()),
+            asyncio.create_task(self.freshness.run()),
+            asyncio.create_task(self._refresh_groups()),
+        ]
+        await self.layer.group_add(self.heartbeat.group, self.channel)
+
+    def _stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+        self.channel = None
+
+    async def _listen(self) -> None:
+        channel = self.channel
+        while True:
+            try:
+                message = await self.layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the broker went away; the heartbeat recovers
+                await self.heartbeat.lost(f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(0.25)  # retry back-off, not synchronisation
+                continue
+            self.heartbeat.received += 1
+            if message.get("type") == HEARTBEAT:
+                self.heartbeat.heard(message)
+                continue
+            self.heartbeat.dispatching = True
+            try:
+                await self.dispatch(message)
+            finally:
+                self.heartbeat.dispatching = False
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        feed = self.feeds.get(message.get("board_id"))
+        if feed is None:
+            return
+        if message["type"] == UPDATE:
+            frame = Frame(
+                version=message["version"], text=message["text"], public=message.get("public", True)
+            )
+            await feed.deliver(frame)
+        elif message["type"] == REMOVED:
+            await feed.board_removed()
+
+    async def _broker_lost(self, reason: str) -> None:
+        count = sum(len(feed) for feed in self.feeds.values())
+        logger.warning("relay lost the channel layer (%s); %d spectators are stale", reason, count)
+        for feed in list(self.feeds.values()):
+            await feed.stale()
+
+    async def _broker_back(self, outage: float) -> None:
+        count = sum(len(feed) for feed in self.feeds.values())
+        logger.warning("relay reconnected after %.1fs; resyncing %d spectators", outage, count)
+        # Updates may have been lost meanwhile: one fresh snapshot per board, for everyone.
+        for feed in list(self.feeds.values()):
+            await feed.resync_all(everyone=True)
+
+    async def _rejoin(self) -> None:
+        async with self._membership:
+            await self.layer.group_add(self.heartbeat.group, self.channel)
+            for board_id in list(self.feeds):
+                await self.layer.group_add(Board.group_name_for(board_id), self.channel)
+
+    async def _refresh_groups(self) -> None:
+        # A group member older than the layer's group_expiry silently stops receiving.
+        while True:
+            await asyncio.sleep(settings.LIVE_GROUP_REFRESH)
+            try:
+                await self._rejoin()
+            except Exception as exc:  # noqa: BLE001 - the heartbeat handles outages
+                logger.warning("relay could not refresh its groups: %s", exc)
+
+
+_relays: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Relay]" = weakref.WeakKeyDictionary()
+
+
+def get_relay() -> Relay:
+    """The relay of the running event loop (one per server process)."""
+    loop = asyncio.get_running_loop()
+    relay = _relays.get(loop)
+    if relay is None:
+        relay = _relays[loop] = Relay(get_channel_layer())
+    return relay

@@ -1,0 +1,1 @@
+"""Keeping scores: the data, its change-sets and the rules for reading it."""
