@@ -3,7 +3,7 @@
 import pytest
 from channels.layers import get_channel_layer
 
-from live.models import Player
+from live.models import Board, Player
 from tests.conftest import TIMEOUT, in_thread, receive, spectate
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,7 +22,7 @@ async def test_a_redelivered_update_reaches_each_spectator_once(players):
         text = await ws.receive_from(timeout=TIMEOUT)
         board_id = players[0].board_id
         message = {"type": "board.update", "board_id": board_id, "version": 3, "text": text}
-        await get_channel_layer().group_send(f"board-{board_id}", message)
+        await get_channel_layer().group_send(Board.group_name_for(board_id), message)
         await add_point(players[1])
         assert (await receive(ws))["version"] == 4
 

@@ -49,9 +49,11 @@ class BoardFeed:
     def __init__(self, board_id: int, reads: Reads) -> None:
         self.board_id = board_id
         self.reads = reads
-        # The newest version passed on; every synced spectator holds it (or a newer snapshot).
+        # The newest version passed on. Spectators in step hold exactly it; a spectator whose
+        # snapshot is newer waits, ahead, for the feed to reach its version.
         self.version = 0
-        self.held: dict[Spectator, int] = {}
+        self.in_step: set[Spectator] = set()
+        self.ahead: dict[Spectator, int] = {}
         # Spectators whose snapshot is being read, with the updates that arrived meanwhile.
         self.joining: dict[Spectator, list[Frame]] = {}
         self.early: dict[int, Frame] = {}
@@ -62,21 +64,17 @@ class BoardFeed:
         self._gap_timer: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
-        return len(self.held) + len(self.joining)
+        return len(self.in_step) + len(self.ahead) + len(self.joining)
 
     def spectators(self) -> list[Spectator]:
-        return [*self.held, *self.joining]
+        return [*self.in_step, *self.ahead, *self.joining]
 
     # Spectators come and go.
 
-    async def join(self, spectator: Spectator) -> None:
-        """Send the spectator the current snapshot, then every newer update, in order."""
-        self.joining[spectator] = []
-        await self.send_snapshot(spectator)
-
     async def send_snapshot(self, spectator: Spectator, *, fresh: bool = False) -> None:
-        self.joining.setdefault(spectator, [])
-        self.held.pop(spectator, None)
+        """Send the spectator the board's current snapshot, then every newer update, in order."""
+        self.leave(spectator)
+        self.joining[spectator] = []
         try:
             snapshot = await self.snapshot(fresh=fresh)
         except BoardGone:
@@ -88,15 +86,25 @@ class BoardFeed:
         if not self._may_see(spectator, snapshot):
             await spectator.close_with(CLOSE_FORBIDDEN)
             return
-        self.held[spectator] = snapshot.version
-        if len(self.held) == 1:
+        if not self.spectators():
             self.version = max(self.version, snapshot.version)  # nobody else to bring along
         await spectator.send_frame(snapshot.text)
+        holds = snapshot.version
         for frame in waiting:
-            await self._send(spectator, frame)
+            if frame.version > holds:
+                holds = frame.version
+                await spectator.send_frame(frame.text)
+        self._place(spectator, holds)
+
+    def _place(self, spectator: Spectator, holds: int) -> None:
+        if holds > self.version:
+            self.ahead[spectator] = holds
+        else:  # the snapshot read started at the feed's version: never behind it
+            self.in_step.add(spectator)
 
     def leave(self, spectator: Spectator) -> None:
-        self.held.pop(spectator, None)
+        self.in_step.discard(spectator)
+        self.ahead.pop(spectator, None)
         self.joining.pop(spectator, None)
 
     async def snapshot(self, *, fresh: bool = False) -> Frame:
@@ -136,23 +144,20 @@ class BoardFeed:
         self.version = frame.version
         for waiting in self.joining.values():
             waiting.append(frame)
-        for spectator in tuple(self.held):
+        # Spectators whose snapshot already holds this version are in step from the next one.
+        caught_up = [spectator for spectator, holds in self.ahead.items() if holds <= frame.version]
+        for spectator in tuple(self.in_step):
             try:
-                await self._send(spectator, frame)
+                if self._may_see(spectator, frame):
+                    await spectator.send_frame(frame.text)
+                else:  # the board was made private while this outsider watched
+                    self.leave(spectator)
+                    await spectator.close_with(CLOSE_FORBIDDEN)
             except Exception:
                 logger.exception("could not deliver to a spectator of board=%s", self.board_id)
-
-    async def _send(self, spectator: Spectator, frame: Frame) -> None:
-        held = self.held.get(spectator)
-        if held is None or frame.version <= held:
-            return
-        if not self._may_see(spectator, frame):
-            # The board was made private while this outsider watched.
-            self.leave(spectator)
-            await spectator.close_with(CLOSE_FORBIDDEN)
-            return
-        self.held[spectator] = frame.version
-        await spectator.send_frame(frame.text)
+        for spectator in caught_up:
+            del self.ahead[spectator]
+            self.in_step.add(spectator)
 
     @staticmethod
     def _may_see(spectator: Spectator, frame: Frame) -> bool:
@@ -203,14 +208,16 @@ class BoardFeed:
             return
         self.version = max(self.version, snapshot.version)
         self.early = {v: f for v, f in self.early.items() if v > self.version}
-        for spectator in tuple(self.held):
-            if not everyone and self.held.get(spectator, 0) >= snapshot.version:
-                continue
+        synced = [
+            *self.in_step,
+            *(s for s, holds in self.ahead.items() if everyone or holds < snapshot.version),
+        ]
+        for spectator in synced:
+            self.leave(spectator)
             if not self._may_see(spectator, snapshot):
-                self.leave(spectator)
                 await spectator.close_with(CLOSE_FORBIDDEN)
                 continue
-            self.held[spectator] = snapshot.version
+            self._place(spectator, snapshot.version)
             try:
                 await spectator.send_frame(snapshot.text)
             except Exception:
@@ -224,7 +231,7 @@ class BoardFeed:
             await spectator.close_with(CLOSE_BOARD_NOT_FOUND)
 
     async def stale(self) -> None:
-        for spectator in tuple(self.held):
+        for spectator in [*self.in_step, *self.ahead]:
             try:
                 await spectator.send_frame(STALE)
             except Exception:

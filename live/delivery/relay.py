@@ -59,7 +59,7 @@ class Relay:
                     raise
                 self.feeds[board_id] = BoardFeed(board_id, reads)
         feed = self.feeds[board_id]
-        await feed.join(spectator)
+        await feed.send_snapshot(spectator)
         if not self.live:
             await spectator.send_frame(STALE)
 
