@@ -86,8 +86,6 @@ class BoardFeed:
         if not self._may_see(spectator, snapshot):
             await spectator.close_with(CLOSE_FORBIDDEN)
             return
-        if not self.spectators():
-            self.version = max(self.version, snapshot.version)  # nobody else to bring along
         await spectator.send_frame(snapshot.text)
         holds = snapshot.version
         for frame in waiting:
@@ -97,10 +95,17 @@ class BoardFeed:
         self._place(spectator, holds)
 
     def _place(self, spectator: Spectator, holds: int) -> None:
-        if holds > self.version:
-            self.ahead[spectator] = holds
-        else:  # the snapshot read started at the feed's version: never behind it
+        # Its snapshot read started at the feed's version or later: it is never behind it.
+        if holds <= self.version:
             self.in_step.add(spectator)
+            return
+        self.ahead[spectator] = holds
+        if not self.in_step and not self.joining:
+            # Nobody relies on the feed's version yet: start it at the oldest snapshot out.
+            self.version = min(self.ahead.values())
+            for other in [other for other, version in self.ahead.items() if version <= self.version]:
+                del self.ahead[other]
+                self.in_step.add(other)
 
     def leave(self, spectator: Spectator) -> None:
         self.in_step.discard(spectator)
@@ -144,8 +149,12 @@ class BoardFeed:
         self.version = frame.version
         for waiting in self.joining.values():
             waiting.append(frame)
-        # Spectators whose snapshot already holds this version are in step from the next one.
+        # Spectators whose snapshot holds this version are in step from the next one; those
+        # whose snapshot is older (joined before the feed knew its version) need it too.
         caught_up = [spectator for spectator, holds in self.ahead.items() if holds <= frame.version]
+        for spectator in caught_up:
+            if self.ahead.pop(spectator) < frame.version:
+                self.in_step.add(spectator)
         for spectator in tuple(self.in_step):
             try:
                 if self._may_see(spectator, frame):
@@ -155,9 +164,7 @@ class BoardFeed:
                     await spectator.close_with(CLOSE_FORBIDDEN)
             except Exception:
                 logger.exception("could not deliver to a spectator of board=%s", self.board_id)
-        for spectator in caught_up:
-            del self.ahead[spectator]
-            self.in_step.add(spectator)
+        self.in_step.update(caught_up)
 
     @staticmethod
     def _may_see(spectator: Spectator, frame: Frame) -> bool:
