@@ -25,12 +25,19 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-run: export DJANGO_DEBUG ?= 1
-run: $(VENV)/.runtime
+# The development settings every manage.py command reads, in any terminal (git-ignored):
+# DEBUG on and a secret key generated once (scoreboard/settings.py reads it).
+.env:
+	@umask 077 && printf 'DJANGO_DEBUG=1\nDJANGO_SECRET_KEY=%s\n' \
+		"$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > $@
+	@echo "Wrote .env (DEBUG on, a generated secret key)"
+
+run: $(VENV)/.runtime .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@$(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/admin/
 	@echo "Spectator page: http://$(HOST):$(PORT)/boards/demo/   (Ctrl-C to stop)"
+	@echo "Moving scores:  .venv/bin/python manage.py simulate   (in a second terminal)"
 	$(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_OPTIONS) scoreboard.asgi:application
 
 $(VENV)/.bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(BIN)/python

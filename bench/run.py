@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.servers import (
+from harness.servers import (
     ROOT,
     DaphneProcess,
     Process,

@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench.run import Servers, collect, delivery, open_spectators, start_clients, start_writer, summary
-from tests.servers import RedisServer
+from harness.servers import RedisServer
 
 
 class MemorySampler:

@@ -9,9 +9,17 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# `make run` writes a git-ignored .env (DEBUG on, a generated secret key), so that every
+# manage.py command in any terminal runs like the server. Variables already set win.
+# DJANGO_ENV_FILE names another file; empty reads none (the tests and deploy/ set it so).
+ENV_FILE = os.environ.get("DJANGO_ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE and Path(ENV_FILE).is_file():
+    environ.Env.read_env(ENV_FILE)
 
 
 def env_bool(name: str, default: bool = False) -> bool:

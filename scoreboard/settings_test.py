@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production")
+# The tests never read a developer's .env (written by `make run`).
+os.environ.setdefault("DJANGO_ENV_FILE", "")
 
 from scoreboard.settings import *  # noqa: E402,F403
 

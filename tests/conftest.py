@@ -3,9 +3,11 @@
 import asyncio
 import os
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
@@ -13,10 +15,12 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
 
+from harness.deployment import Deployment
+from harness.servers import DaphneProcess, RedisServer
+from harness.staff import prepare_database
 from live.models import Board, Player
 from scoreboard.asgi import application
 from scoreboard.settings import redis_channel_layer
-from tests.servers import DaphneProcess, RedisServer
 
 TIMEOUT = 5  # seconds for any single awaited event
 
@@ -114,3 +118,32 @@ def start_daphne(tmp_path) -> Iterator:
         server.stop()
     for log in sorted({server.log_path for server in started}):
         print(f"--- {log.name}\n{log.read_text(errors='replace')}")  # shown when a test fails
+
+
+@pytest.fixture(scope="session")
+def prepared_sqlite(tmp_path_factory) -> Path:
+    """A prepared SQLite database, copied by each test (a migration costs seconds)."""
+    path = tmp_path_factory.mktemp("template") / "db.sqlite3"
+    prepare_database(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def deployment(tmp_path, prepared_sqlite):
+    """Returns start(layer=..., database_url=None, **env) -> a Deployment, stopped after the test."""
+    started = []
+
+    def start(*, layer: str = "pubsub", database_url: str | None = None, **env: str) -> Deployment:
+        if database_url is None:
+            path = tmp_path / "db.sqlite3"
+            with sqlite3.connect(prepared_sqlite) as source, sqlite3.connect(path) as copy:
+                source.backup(copy)
+            database_url = f"sqlite:///{path}"
+        else:
+            prepare_database(database_url)
+        started.append(Deployment(tmp_path, layer=layer, database_url=database_url, **env))
+        return started[-1]
+
+    yield start
+    for deployment in started:
+        deployment.stop()

@@ -3,7 +3,7 @@
 import secrets
 from pathlib import Path
 
-from tests.servers import ROOT, server_env
+from harness.servers import ROOT, server_env
 
 ENV_EXAMPLE = ROOT / "deploy" / "scoreboard.env.example"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
+from harness.servers import ROOT, DaphneProcess, RedisServer, manage, server_env, sqlite_database
 from tests.browser import launch_chromium
-from tests.servers import ROOT, DaphneProcess, RedisServer, manage, server_env, sqlite_database
 
 DEFAULT_OUTPUT = ROOT / "docs" / "img" / "scoreboard.png"
 VIEWPORT = {"width": 1000, "height": 700}

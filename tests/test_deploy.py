@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
+from harness.servers import ROOT, Process, RedisServer, free_port, manage
 from tests.production import production_env
-from tests.servers import ROOT, Process, RedisServer, free_port, manage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 

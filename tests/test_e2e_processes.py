@@ -10,7 +10,7 @@ from contextlib import closing
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.servers import ROOT, manage, server_env, sqlite_database
+from harness.servers import ROOT, manage, server_env, sqlite_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 

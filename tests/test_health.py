@@ -7,8 +7,8 @@ import urllib.request
 import pytest
 from django.test import AsyncClient
 
+from harness.servers import DaphneProcess, free_port, server_env, sqlite_database
 from scoreboard.settings import redis_channel_layer
-from tests.servers import DaphneProcess, free_port, server_env, sqlite_database
 
 
 @pytest.mark.django_db(transaction=True)

@@ -9,7 +9,7 @@ import sys
 import pytest
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
-from tests.servers import ROOT, manage, server_env, sqlite_database
+from harness.servers import ROOT, manage, server_env, sqlite_database
 
 pytestmark = pytest.mark.redis
 

@@ -5,12 +5,12 @@ import sys
 
 import pytest
 
-from tests.servers import ROOT
+from harness.servers import ROOT
 
 
 def django_setup(env: dict) -> subprocess.CompletedProcess:
     code = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
-    base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "scoreboard.settings"}
+    base = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "scoreboard.settings", "DJANGO_ENV_FILE": ""}
     return subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=base | env, capture_output=True, text=True, timeout=60
     )
@@ -25,6 +25,13 @@ def test_debug_is_off_by_default_and_a_secret_key_is_then_required():
 def test_with_a_secret_key_debug_stays_off():
     result = django_setup({"DJANGO_SECRET_KEY": "x" * 50})
     assert result.returncode == 0 and result.stdout.strip() == "False"
+
+
+def test_an_env_file_is_read_and_the_environment_wins_over_it(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("DJANGO_DEBUG=1\nDJANGO_SECRET_KEY=from-the-file\n")
+    assert django_setup({"DJANGO_ENV_FILE": str(env_file)}).stdout.strip() == "True"
+    assert django_setup({"DJANGO_ENV_FILE": str(env_file), "DJANGO_DEBUG": "0"}).stdout.strip() == "False"
 
 
 def test_debug_can_be_turned_on_without_a_secret_key():

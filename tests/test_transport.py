@@ -12,8 +12,8 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
+from harness.servers import ROOT, DaphneProcess, manage, server_env, sqlite_database
 from live.delivery.protocol import MAX_CLIENT_MESSAGE_BYTES, MAX_CLIENT_MESSAGES_PER_SECOND
-from tests.servers import ROOT, DaphneProcess, manage, server_env, sqlite_database
 
 UNIT = ROOT / "deploy" / "systemd" / "daphne@.service"
 ORIGIN = "http://localhost"

@@ -41,6 +41,7 @@ def server_env(
         DJANGO_SETTINGS_MODULE="scoreboard.settings",
         DJANGO_SECRET_KEY="test-only-secret-key-for-server-processes",
         DJANGO_DEBUG="0",
+        DJANGO_ENV_FILE="",
         DJANGO_ALLOWED_HOSTS="localhost,127.0.0.1",
         DATABASE_URL=database_url,
         CHANNEL_LAYER=layer,

@@ -1,0 +1,88 @@
+"""Staff in the admin over real HTTP, and a database prepared for them."""
+
+import http.cookiejar
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from harness.servers import manage, server_env
+
+STAFF_PASSWORD = "staff-password-for-tests-only"
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a 302 is the admin's "saved": report it, do not follow it
+
+
+class Staff:
+    """A staff member in the admin over real HTTP: session cookie, CSRF token, no redirects."""
+
+    def __init__(self, base_url: str, username: str) -> None:
+        self.base_url, self.username = base_url, username
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(self.cookies), NoRedirect
+        )
+
+    def request(self, path: str, fields: list[tuple[str, str]] | None = None) -> tuple[int, str]:
+        data = None if fields is None else urllib.parse.urlencode(fields).encode()
+        request = urllib.request.Request(self.base_url + path, data=data)
+        request.add_header("Referer", self.base_url + path)
+        try:
+            with self.opener.open(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(errors="replace")
+
+    def csrf_token(self) -> str:
+        return next(c.value for c in self.cookies if c.name == "csrftoken")
+
+    def post(self, path: str, fields: list[tuple[str, str]]) -> int:
+        if not any(c.name == "csrftoken" for c in self.cookies):
+            self.request(path)
+        status, body = self.request(path, [("csrfmiddlewaretoken", self.csrf_token()), *fields])
+        assert status == 302, f"POST {path} answered {status}: {body[:2000]}"
+        return status
+
+    def log_in(self) -> "Staff":
+        status, _ = self.request("/admin/login/")
+        assert status == 200
+        self.post(
+            "/admin/login/",
+            [("username", self.username), ("password", STAFF_PASSWORD), ("next", "/admin/")],
+        )
+        return self
+
+    def set_score(self, player: dict, score: int) -> int:
+        """Save one player through its admin change form."""
+        return self.post(
+            f"/admin/live/player/{player['id']}/change/",
+            [
+                ("board", str(player["board_id"])),
+                ("name", player["name"]),
+                ("score", str(score)),
+                ("_save", "Save"),
+            ],
+        )
+
+    def add_points(self, player_ids: list[int], action: str = "award_1") -> int:
+        """The changelist action "Add 1 point to the selected players"."""
+        fields = [("action", action), ("index", "0")]
+        fields += [("_selected_action", str(pk)) for pk in player_ids]
+        return self.post("/admin/live/player/", fields)
+
+
+def prepare_database(database_url: str) -> None:
+    """Migrate, add the demo board and two staff users (staff1, staff2)."""
+    env = server_env(database_url=database_url)
+    manage("migrate", "--noinput", env=env)
+    manage("seed_demo", env=env)
+    manage("shell", "-c", CREATE_STAFF, env={**env, "STAFF_PASSWORD": STAFF_PASSWORD})
+
+
+CREATE_STAFF = (
+    "import os; from django.contrib.auth.models import User\n"
+    "for name in ('staff1', 'staff2'):\n"
+    "    User.objects.create_superuser(name, password=os.environ['STAFF_PASSWORD'])"
+)
