@@ -4,23 +4,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 
-def can_view_private_boards(user) -> bool:
-    return user is not None and user.is_authenticated and user.has_perm("live.view_private_board")
-
-
-class BoardQuerySet(models.QuerySet):
-    def visible_to(self, user) -> "BoardQuerySet":
-        """The boards `user` may watch: every public board, and private ones with permission."""
-        if can_view_private_boards(user):
-            return self
-        return self.filter(is_public=True)
-
-
 class Board(models.Model):
     """A scoreboard that spectators watch; `version` counts its committed change-sets.
 
-    A private board (is_public off) is shown only to logged-in users with the permission
-    `live.view_private_board` (superusers have every permission); to anyone else it is 403.
+    Who may see a private board (is_public off) is decided in live/scores/selectors.py.
     """
 
     name = models.CharField(max_length=100)
@@ -32,8 +19,6 @@ class Board(models.Model):
     version = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-
-    objects = BoardQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -54,9 +39,6 @@ class Board(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("live:board", kwargs={"slug": self.slug})
-
-    def is_visible_to(self, user) -> bool:
-        return self.is_public or can_view_private_boards(user)
 
     @property
     def group_name(self) -> str:

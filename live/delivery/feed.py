@@ -20,6 +20,7 @@ from django.conf import settings
 
 from live.delivery.frames import Frame
 from live.delivery.protocol import CLOSE_BOARD_NOT_FOUND, CLOSE_FORBIDDEN, STALE
+from live.scores.selectors import is_visible
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class BoardFeed:
 
     @staticmethod
     def _may_see(spectator: Spectator, frame: Frame) -> bool:
-        return frame.public or spectator.may_view_private
+        return is_visible(public=frame.public, may_view_private=spectator.may_view_private)
 
     def _arm_gap_timer(self) -> None:
         if self._gap_timer is None:

@@ -35,8 +35,13 @@ def visible_boards(user) -> QuerySet[Board]:
     return boards if may_view_private_boards(user) else boards.filter(is_public=True)
 
 
+def is_visible(*, public: bool, may_view_private: bool) -> bool:
+    """The rule itself: a public board to anyone, a private one with the permission."""
+    return public or may_view_private
+
+
 def check_visible(board: Board, *, may_view_private: bool) -> None:
-    if not (board.is_public or may_view_private):
+    if not is_visible(public=board.is_public, may_view_private=may_view_private):
         raise BoardUnavailable(FORBIDDEN)
 
 
