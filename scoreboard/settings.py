@@ -37,20 +37,14 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def env_int(name: str, default: int) -> int:
+def env_number(name: str, default: float, kind: type = int) -> float:
+    """An int (or, with kind=float, any number) from the environment, or a clear error."""
     value = os.environ.get(name, "")
     try:
-        return int(value) if value else default
+        return kind(value) if value else default
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}.") from None
-
-
-def env_float(name: str, default: float) -> float:
-    value = os.environ.get(name, "")
-    try:
-        return float(value) if value else default
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}.") from None
+        what = "an integer" if kind is int else "a number"
+        raise ImproperlyConfigured(f"{name} must be {what}, got {value!r}.") from None
 
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -77,7 +71,7 @@ if HTTPS:
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_SECONDS = env_number("DJANGO_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
 
@@ -157,18 +151,18 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "pubsub")
 # Daphne closes a WebSocket after --websocket_timeout (86400 s by default); a group
 # membership must outlive it. The relay also re-adds its groups every LIVE_GROUP_REFRESH.
-LIVE_GROUP_EXPIRY = env_int("LIVE_GROUP_EXPIRY", 86400)
-LIVE_GROUP_REFRESH = env_int("LIVE_GROUP_REFRESH", min(3600, max(1, LIVE_GROUP_EXPIRY // 3)))
+LIVE_GROUP_EXPIRY = env_number("LIVE_GROUP_EXPIRY", 86400)
+LIVE_GROUP_REFRESH = env_number("LIVE_GROUP_REFRESH", min(3600, max(1, LIVE_GROUP_EXPIRY // 3)))
 # A spectator whose unsent frames pass this many bytes (after the kernel's socket buffer is
 # full) is closed with 1013 and resyncs on reconnect, so it cannot grow the server's memory.
-LIVE_SEND_BUFFER_LIMIT = env_int("LIVE_SEND_BUFFER_LIMIT", 1024 * 1024)
+LIVE_SEND_BUFFER_LIMIT = env_number("LIVE_SEND_BUFFER_LIMIT", 1024 * 1024)
 # The longest a save waits for the channel layer (seconds); what it could not send, the
 # relays read from the database (docs/RELIABILITY.md, "Every writer heard").
-LIVE_PUBLISH_TIMEOUT = env_float("LIVE_PUBLISH_TIMEOUT", 0.25)
+LIVE_PUBLISH_TIMEOUT = env_number("LIVE_PUBLISH_TIMEOUT", 0.25, float)
 # How often each server process compares its boards' versions with the database.
-LIVE_FRESHNESS_EVERY = env_float("LIVE_FRESHNESS_EVERY", 0.5)
+LIVE_FRESHNESS_EVERY = env_number("LIVE_FRESHNESS_EVERY", 0.5, float)
 # How long a relay holds an update that overtook its predecessor before reading the gap.
-LIVE_REORDER_HOLD = env_float("LIVE_REORDER_HOLD", 0.1)
+LIVE_REORDER_HOLD = env_number("LIVE_REORDER_HOLD", 0.1, float)
 
 
 def redis_channel_layer(*, redis_url: str, kind: str, group_expiry: int, prefix: str = "asgi") -> dict:

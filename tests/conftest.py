@@ -58,6 +58,24 @@ async def receive(communicator: WebsocketCommunicator) -> dict:
     return await communicator.receive_json_from(timeout=TIMEOUT)
 
 
+async def expect_close(communicator: WebsocketCommunicator, code: int) -> None:
+    message = await communicator.receive_output(timeout=TIMEOUT)
+    assert message == {"type": "websocket.close", "code": code}
+
+
+@pytest.fixture
+def lose_updates(monkeypatch):
+    """The channel layer swallows every board update (as pubsub does while Redis is away)."""
+    layer = get_channel_layer()
+    group_send = layer.group_send
+
+    async def swallow(group, message):
+        if message["type"] != "board.update":
+            await group_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", swallow)
+
+
 @pytest.fixture
 async def group_listener():
     """Returns listen(board) -> an async function that returns the board's next group message."""

@@ -6,14 +6,9 @@ from channels.testing import WebsocketCommunicator
 from live.delivery.protocol import MAX_CLIENT_MESSAGE_BYTES
 from live.models import Board
 from scoreboard.asgi import application
-from tests.conftest import TIMEOUT, in_thread, receive, spectate
+from tests.conftest import TIMEOUT, expect_close, in_thread, receive, spectate
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def expect_close(communicator, code: int) -> None:
-    message = await communicator.receive_output(timeout=TIMEOUT)
-    assert message == {"type": "websocket.close", "code": code}
 
 
 async def test_first_frame_is_a_snapshot_in_rank_order(players):

@@ -14,19 +14,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def lose_updates(monkeypatch):
-    """The channel layer swallows every update (as pubsub does while Redis is away)."""
-    layer = get_channel_layer()
-    group_send = layer.group_send
-
-    async def swallow(group, message):
-        if message["type"] != "board.update":
-            await group_send(group, message)
-
-    monkeypatch.setattr(layer, "group_send", swallow)
-
-
-@pytest.fixture
 def never_publish(monkeypatch):
     """Writers commit and never publish: a process killed between its commit and its publish."""
     import live.delivery.publish

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from live.delivery.protocol import MAX_CLIENT_MESSAGE_BYTES, MAX_CLIENT_MESSAGES_PER_SECOND, FloodGuard
 from live.scores.services import award_points
-from tests.conftest import TIMEOUT, in_thread, receive, spectate
+from tests.conftest import TIMEOUT, expect_close, in_thread, receive, spectate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,11 +29,6 @@ def clock(monkeypatch) -> FakeClock:
     clock = FakeClock()
     monkeypatch.setattr(FloodGuard, "clock", clock)
     return clock
-
-
-async def expect_close(communicator, code: int) -> None:
-    message = await communicator.receive_output(timeout=TIMEOUT)
-    assert message == {"type": "websocket.close", "code": code}
 
 
 async def test_more_frames_per_second_than_the_limit_close_with_1008(board, clock):

@@ -190,21 +190,11 @@ async def test_making_a_board_private_closes_outsiders_and_keeps_insiders(board)
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_an_outsider_is_closed_when_the_update_making_the_board_private_is_lost(board, monkeypatch):
-    """Made private while the broker swallowed the update: the database check closes it."""
-    from channels.layers import get_channel_layer
-
+async def test_an_outsider_is_closed_when_the_update_making_the_board_private_is_lost(board, lose_updates):
+    """Made private while the broker swallows updates: the database check closes it."""
     outsider = await connect(await in_thread(session_headers, None), slug="finals")
     try:
         await receive(outsider)
-        layer = get_channel_layer()
-        group_send = layer.group_send
-
-        async def lose_updates(group, message):
-            if message["type"] != "board.update":
-                await group_send(group, message)
-
-        monkeypatch.setattr(layer, "group_send", lose_updates)
         await in_thread(make_private, board.pk)
         assert await outsider.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4403}
     finally:
