@@ -1,10 +1,14 @@
 """A deployment under test: redis-server, a prepared database and Daphne processes."""
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from harness.database import Database
 from harness.servers import DaphneProcess, RedisServer, server_env
+from harness.spectator import Spectator, converge, spectators
+from harness.staff import Staff
 
 
 class Deployment:
@@ -30,6 +34,17 @@ class Deployment:
             asyncio.to_thread(self.start_daphne), asyncio.to_thread(self.start_daphne)
         )
         return a, b
+
+    async def staff(self, daphne: DaphneProcess, username: str = "staff1") -> Staff:
+        """A staff member logged in to the admin of one process."""
+        return await asyncio.to_thread(Staff(daphne.http_url, username).log_in)
+
+    @asynccontextmanager
+    async def watching(self, count: int, *daphnes: DaphneProcess) -> AsyncIterator[list[Spectator]]:
+        """`count` spectators spread over the processes, each already showing the database."""
+        async with spectators([d.ws_url for d in daphnes], count) as crowd:
+            await converge(crowd, self.db, self.board_id)
+            yield crowd
 
     def restart_redis(self) -> None:
         self.redis = RedisServer(self.tmp_path, port=self.redis.port).start()

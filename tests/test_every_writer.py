@@ -12,7 +12,7 @@ import time
 import pytest
 
 from harness.servers import ROOT, manage
-from harness.spectator import converge, spectators
+from harness.spectator import converge
 
 pytestmark = [pytest.mark.redis, pytest.mark.faults]
 
@@ -46,8 +46,7 @@ def delays(live, spectator, versions) -> list[float]:
 async def test_simulate_in_a_second_terminal_moves_the_open_page_within_2s(deployment, layer):
     live, daphne = deploy(deployment, layer)
     _, start = live.db.board()
-    async with spectators([daphne.ws_url], 3) as crowd:
-        await converge(crowd, live.db, live.board_id)
+    async with live.watching(3, daphne) as crowd:
         simulate = await asyncio.create_subprocess_exec(
             sys.executable, "manage.py", "simulate", "--count", "5", "--interval", "0.3",
             cwd=ROOT, env=live.env, stdout=subprocess.DEVNULL,
@@ -77,8 +76,7 @@ player.save()
 async def test_a_writer_killed_between_commit_and_publish_leaves_pages_converged_within_2s(deployment, layer):
     live, daphne = deploy(deployment, layer)
     _, start = live.db.board()
-    async with spectators([daphne.ws_url], 3) as crowd:
-        await converge(crowd, live.db, live.board_id)
+    async with live.watching(3, daphne) as crowd:
         writer = await asyncio.to_thread(
             subprocess.run,
             [sys.executable, "manage.py", "shell", "-c", KILLED_AFTER_COMMIT],
@@ -96,14 +94,11 @@ async def test_a_writer_killed_between_commit_and_publish_leaves_pages_converged
 
 async def test_a_frozen_redis_slows_no_save_past_the_publish_bound(deployment):
     """Redis stopped with SIGSTOP (a frozen broker, not a closed port): saves stay fast."""
-    from harness.staff import Staff
-
     live = deployment(layer="pubsub")
     daphne = live.start_daphne()
-    staff = await asyncio.to_thread(Staff(daphne.http_url, "staff1").log_in)
+    staff = await live.staff(daphne)
     players = live.db.players(live.board_id)
-    async with spectators([daphne.ws_url], 2) as crowd:
-        await converge(crowd, live.db, live.board_id)
+    async with live.watching(2, daphne) as crowd:
         live.redis.process.send_signal(signal.SIGSTOP)
         try:
             timings = []

@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from harness.servers import ROOT, DaphneProcess
-from harness.spectator import CONVERGE_WITHIN, converge, spectators
+from harness.spectator import CONVERGE_WITHIN, converge
 from harness.staff import Staff
 
 pytestmark = [pytest.mark.redis, pytest.mark.faults]
@@ -37,11 +37,9 @@ async def test_redis_stopped_while_staff_save_then_spectators_converge(deploymen
     """Saves succeed during the outage, logged once each; spectators go stale, then converge."""
     live = deployment(layer=layer)
     a, b = await live.start_two_daphnes()
-    staff = await asyncio.to_thread(Staff(a.http_url, "staff1").log_in)
+    staff = await live.staff(a)
     players = live.db.players(live.board_id)
-    async with spectators([a.ws_url, b.ws_url], 4) as crowd:
-        await converge(crowd, live.db, live.board_id)
-
+    async with live.watching(4, a, b) as crowd:
         await asyncio.to_thread(live.redis.stop)
         stopped = time.monotonic()
         for spectator in crowd:
@@ -78,11 +76,9 @@ async def test_redis_restarted_empty_then_saves_reach_every_spectator(deployment
     """A restarted Redis has forgotten every group: relays re-add theirs and resync."""
     live = deployment(layer=layer)
     a, b = await live.start_two_daphnes()
-    staff = await asyncio.to_thread(Staff(b.http_url, "staff1").log_in)
+    staff = await live.staff(b)
     players = live.db.players(live.board_id)
-    async with spectators([a.ws_url, b.ws_url], 4) as crowd:
-        await converge(crowd, live.db, live.board_id)
-
+    async with live.watching(4, a, b) as crowd:
         await asyncio.to_thread(live.redis.stop)
         await asyncio.to_thread(live.restart_redis)
         restarted = time.monotonic()
@@ -106,10 +102,9 @@ async def test_daphne_killed_spectators_reconnect_to_another_process_and_resync(
     """
     live = deployment(layer=layer)
     a, b = await live.start_two_daphnes()
-    staff = await asyncio.to_thread(Staff(b.http_url, "staff1").log_in)
+    staff = await live.staff(b)
     players = live.db.players(live.board_id)
-    async with spectators([a.ws_url, b.ws_url], 4) as crowd:
-        await converge(crowd, live.db, live.board_id)
+    async with live.watching(4, a, b) as crowd:
         on_a = [s for s in crowd if s.urls[0].startswith(a.ws_url)]
 
         a.kill()
@@ -130,10 +125,9 @@ async def test_sigterm_closes_spectators_with_1001_and_they_reconnect_to_another
     """A stopping Daphne says "going away"; its spectators move to the other process."""
     live = deployment(layer="pubsub")
     a, b = await live.start_two_daphnes()
-    staff = await asyncio.to_thread(Staff(b.http_url, "staff1").log_in)
+    staff = await live.staff(b)
     players = live.db.players(live.board_id)
-    async with spectators([a.ws_url, b.ws_url], 4) as crowd:
-        await converge(crowd, live.db, live.board_id)
+    async with live.watching(4, a, b) as crowd:
         on_a = [s for s in crowd if s.urls[0].startswith(a.ws_url)]
 
         started = time.monotonic()
@@ -193,8 +187,8 @@ async def test_two_staff_and_simulate_at_once_lose_no_point_and_no_version(deplo
     live = deployment(layer="pubsub", database_url=database_url)
     a, b = await live.start_two_daphnes()
     staff1, staff2 = await asyncio.gather(
-        asyncio.to_thread(Staff(a.http_url, "staff1").log_in),
-        asyncio.to_thread(Staff(b.http_url, "staff2").log_in),
+        live.staff(a, "staff1"),
+        live.staff(b, "staff2"),
     )
     players = live.db.players(live.board_id)
     ids = [p["id"] for p in players]
@@ -211,8 +205,7 @@ async def test_two_staff_and_simulate_at_once_lose_no_point_and_no_version(deplo
     layer = RedisPubSubChannelLayer(hosts=[live.redis.url])
     channel = await layer.new_channel()
     await layer.group_add(f"board-{live.board_id}", channel)
-    async with spectators([a.ws_url, b.ws_url], 4) as crowd:
-        await converge(crowd, live.db, live.board_id)
+    async with live.watching(4, a, b) as crowd:
         simulate = await asyncio.create_subprocess_exec(
             sys.executable, "manage.py", "simulate", "--board", "demo", "--interval", "0.02", "-v", "2",
             "--count", str(SIMULATED_CHANGES), "--seed", "1", cwd=ROOT, env=live.env,
@@ -275,10 +268,9 @@ async def test_spectators_outlive_the_group_expiry_and_the_websocket_timeout(dep
     a, b = await asyncio.gather(
         asyncio.to_thread(live.start_daphne), asyncio.to_thread(live.start_daphne, "--websocket_timeout", "3")
     )
-    staff = await asyncio.to_thread(Staff(a.http_url, "staff1").log_in)
+    staff = await live.staff(a)
     players = live.db.players(live.board_id)
-    async with spectators([a.ws_url, b.ws_url], 4) as crowd:
-        await converge(crowd, live.db, live.board_id)
+    async with live.watching(4, a, b) as crowd:
         await asyncio.sleep(3 * GROUP_EXPIRY)  # the fault is age itself: let memberships expire
         for score in (501, 502):
             assert await asyncio.to_thread(staff.set_score, players[0], score) == 302
