@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import shlex
 import socket
 import time
 import urllib.error
@@ -13,26 +12,10 @@ import websockets
 from websockets.asyncio.client import connect
 
 from live.protocol import MAX_CLIENT_MESSAGE_BYTES, MAX_CLIENT_MESSAGES_PER_SECOND
-from tests.servers import ROOT, DaphneProcess, manage, server_env, sqlite_database
+from tests.servers import DaphneProcess, makefile_options, manage, server_env, sqlite_database, unit_options
 
-UNIT = ROOT / "deploy" / "systemd" / "daphne@.service"
 ORIGIN = "http://localhost"
 TIMEOUT = 10
-
-
-def unit_options() -> list[str]:
-    """Daphne's options in deploy/systemd/daphne@.service, without the socket and the app."""
-    exec_start = next(line for line in UNIT.read_text().splitlines() if line.startswith("ExecStart="))
-    args = shlex.split(exec_start.removeprefix("ExecStart="))[1:-1]
-    socket_flag = args.index("-u")
-    return args[:socket_flag] + args[socket_flag + 2 :]
-
-
-def makefile_options() -> list[str]:
-    line = next(
-        line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("DAPHNE_OPTIONS")
-    )
-    return shlex.split(line.partition(":=")[2])
 
 
 def option(name: str) -> int:
