@@ -57,6 +57,8 @@ def take(output: Path) -> None:
                     version = int(page.locator(".board").get_attribute("data-version"))
                     manage("shell", "-v", "0", "-c", SET_SCORE.format(name=name, score=score), env=env)
                     expect(page.locator(".board")).to_have_attribute("data-version", str(version + 1))
+                # The page flashes a changed row in the animation frame after the update.
+                expect(page.locator("tr.changed", has_text=LIVE_CHANGES[-1][0])).to_have_count(1)
                 # Freeze the moment: the re-ordering done, the changed row still highlighted.
                 page.evaluate(FREEZE_JS, {"name": LIVE_CHANGES[-1][0], "at": FLASH_AT_MS})
                 output.parent.mkdir(parents=True, exist_ok=True)

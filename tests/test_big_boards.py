@@ -118,6 +118,15 @@ def test_an_update_to_one_player_reaches_the_spectator_and_the_api(big_board):
 
 # --- in Chromium ----------------------------------------------------------------------
 
+# Records which rows the page animates into their new place (its FLIP moves).
+RECORD_MOVES_JS = """
+window.movedRows = [];
+const animate = Element.prototype.animate;
+Element.prototype.animate = function (...args) {
+    window.movedRows.push(this.querySelector("[data-field=name]").textContent);
+    return animate.apply(this, args);
+};
+"""
 STANDINGS_JS = """() => Array.from(
     document.querySelectorAll(".standings tbody tr"),
     (row) => Array.from(row.cells, (cell) => cell.textContent),
@@ -166,6 +175,7 @@ def test_the_page_of_a_big_board_goes_live_and_shows_an_update(big_board, browse
     try:
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
+        page.add_init_script(RECORD_MOVES_JS)
         page.goto(big_board.page_url)
         expect(page.locator("[data-connection-state]")).to_have_attribute(
             "data-connection-state", "live", timeout=TIMEOUT * 1000
@@ -179,6 +189,11 @@ def test_the_page_of_a_big_board_goes_live_and_shows_an_update(big_board, browse
         shows(page, changed)
         expect(page.locator("tr.changed")).to_have_count(1, timeout=TIMEOUT * 1000)
         assert page.locator("tr.changed [data-field=name]").text_content() == name
+        # It flew in from the bottom and the rows on screen moved down; the other ~990 rows
+        # moved off screen, where an animation would show nothing.
+        moved = page.evaluate("window.movedRows")
+        assert name in moved
+        assert 5 < len(moved) < 100, len(moved)
     finally:
         context.close()
     assert errors == []

@@ -83,16 +83,26 @@ function highlight(row) {
   row.classList.add("changed");
 }
 
+// FLIP (first, last, invert, play) over one animation frame: where rows were before the
+// first change of the frame, and where they are when the frame is about to be painted. All
+// changes of a frame then cost the browser one layout pass, which it needs to paint anyway.
+let pendingFrame = null; // {before: Map id -> top, changed: Set id} until the frame is drawn
+
 function render(changedIds) {
-  const changed = new Set(changedIds);
-  // FLIP: remember where rows were, re-order, then animate from the old place. All reads
-  // come before all writes and all animate() calls: a read after either forces the browser
-  // to lay the whole table out again, once per row.
-  const before = new Map();
-  for (const [id, view] of rows) before.set(id, view.row.getBoundingClientRect().top);
+  if (pendingFrame === null) {
+    pendingFrame = { before: new Map(), changed: new Set() };
+    // Nothing has changed since the last frame, so these reads need no layout pass. A hidden
+    // page shows no movement: it only flashes the changed rows when it is seen again.
+    if (!document.hidden) {
+      for (const [id, view] of rows) pendingFrame.before.set(id, view.row.getBoundingClientRect().top);
+    }
+    requestAnimationFrame(animateChanges);
+  }
+  for (const id of changedIds) pendingFrame.changed.add(id);
 
   // Rows whose score and name did not change keep their order among themselves: only the
   // changed ones are taken out and put back at their new place.
+  const changed = new Set(changedIds);
   for (const [id, view] of rows) {
     if (!state.players.has(id)) {
       view.row.remove();
@@ -115,7 +125,12 @@ function render(changedIds) {
     previous = view.row;
   }
   emptyNote.hidden = state.players.size > 0;
+}
 
+function animateChanges() {
+  const { before, changed } = pendingFrame;
+  pendingFrame = null;
+  // Every read before any animate() or class change: a read after one forces another layout.
   const viewportHeight = window.innerHeight;
   const shifts = [];
   for (const [id, view] of rows) {
