@@ -16,7 +16,8 @@ dropping its sockets, so clients reconnect at once to another process.
 
 Daphne never applies back-pressure to WebSocket sends: a spectator that stops reading makes
 Twisted buffer every later frame for it in the server's memory. `cap_send_buffer()` closes
-such a laggard instead, once its unsent bytes pass a limit (docs/BENCHMARKS.md).
+such a laggard instead, once its unsent bytes pass a limit (docs/BENCHMARKS.md); a single
+message larger than the limit (a big board's snapshot) raises that socket's limit by its size.
 
 Daphne's `--websocket-max-message-size` becomes autobahn's `maxMessagePayloadSize`, which
 autobahn checks in `sendMessage()` too: with the 4 KiB we allow spectators, every snapshot of
@@ -126,7 +127,8 @@ def _going_away(server, grace: float):
 
 
 def cap_send_buffer(limit: int) -> None:
-    """Close (1013) any WebSocket whose unsent bytes in Twisted's buffer exceed `limit`.
+    """Close (1013) any WebSocket whose unsent bytes in Twisted's buffer exceed `limit`
+    plus the size of the largest message it was sent (when that one is over `limit`).
 
     Twisted's public producer API does the measuring: a transport pauses its registered
     streaming producer once more than `transport.bufferSize` bytes wait for the kernel, which
@@ -177,6 +179,12 @@ def cap_send_buffer(limit: int) -> None:
     def serverSend(self, content, binary=False):  # noqa: N802
         if self.lagging:
             return  # closing it; frames for it would only fill memory again
+        if len(content) * 4 > limit:  # perhaps over the limit once encoded (UTF-8: <= 4 bytes each)
+            size = len(content) if binary else len(content.encode())
+            # One message bigger than the limit (a big board's snapshot) is not a backlog:
+            # the cap counts the unsent bytes beyond the largest message sent on this socket.
+            transport = self.transport
+            transport.bufferSize = max(transport.bufferSize, limit + size)
         return server_send(self, content, binary)
 
     WebSocketProtocol.lagging = False

@@ -44,14 +44,15 @@ class BigBoard:
     server: DaphneProcess
     env: dict
     database: Path
+    options: list[str]
 
     @property
     def page_url(self) -> str:
         return f"{self.server.http_url}/boards/{BIG_BOARD_SLUG}/"
 
-    def spectator(self):
+    def spectator(self, server: DaphneProcess | None = None):
         return connect(
-            f"{self.server.ws_url}/ws/boards/{BIG_BOARD_SLUG}/",
+            f"{(server or self.server).ws_url}/ws/boards/{BIG_BOARD_SLUG}/",
             origin="http://localhost",
             open_timeout=TIMEOUT,
             max_size=None,
@@ -68,6 +69,13 @@ class BigBoard:
     def standings(self) -> list[list[str]]:
         return standings(self.players())
 
+    def move_last_to_top(self) -> tuple[str, int]:
+        """Give the last-ranked player the top score + 1, through the ORM; (name, new score)."""
+        table = self.standings()
+        name, score = table[-1][1], int(table[0][2]) + 1
+        set_score(self.env, name, score)
+        return name, score
+
 
 @pytest.fixture(scope="module", params=DAPHNE_OPTIONS)
 def big_board(request, tmp_path_factory, redis_url) -> Iterator[BigBoard]:
@@ -77,7 +85,7 @@ def big_board(request, tmp_path_factory, redis_url) -> Iterator[BigBoard]:
     options = DAPHNE_OPTIONS[request.param]()
     assert options[options.index("--websocket-max-message-size") + 1] == str(MAX_CLIENT_MESSAGE_BYTES)
     server = DaphneProcess(env=env, tmp_path=tmp_path, options=tuple(options)).start()
-    yield BigBoard(server=server, env=env, database=tmp_path / "db.sqlite3")
+    yield BigBoard(server=server, env=env, database=tmp_path / "db.sqlite3", options=options)
     server.stop()
     print(server.output())  # shown when a test fails
 
@@ -98,14 +106,13 @@ def test_the_snapshot_of_a_big_board_arrives_whole(big_board):
 
 
 def test_an_update_to_one_player_reaches_the_spectator_and_the_api(big_board):
-    name = big_board.standings()[-1][1]
     with big_board.spectator() as ws:
         version = json.loads(ws.recv(timeout=TIMEOUT))["version"]
-        set_score(big_board.env, name, 1000)
+        name, score = big_board.move_last_to_top()
         update = json.loads(ws.recv(timeout=TIMEOUT))
     assert update["type"] == "update"
     assert update["version"] == version + 1
-    assert rows(update) == [["1", name, "1000"]]
+    assert rows(update) == [["1", name, str(score)]]
     assert update["removed"] == []
 
     api_url = f"{big_board.server.http_url}/api/boards/{BIG_BOARD_SLUG}/"
@@ -113,7 +120,24 @@ def test_an_update_to_one_player_reaches_the_spectator_and_the_api(big_board):
         snapshot = json.loads(response.read())
     assert snapshot["version"] == version + 1
     assert rows(snapshot) == big_board.standings()
-    assert rows(snapshot)[0] == ["1", name, "1000"]
+    assert rows(snapshot)[0] == ["1", name, str(score)]
+
+
+def test_a_snapshot_larger_than_the_send_buffer_limit_still_arrives(big_board, tmp_path):
+    """LIVE_SEND_BUFFER_LIMIT caps a backlog, not one message: a 100 KB cap lets a 244 KB
+    snapshot through, and the spectator stays connected for the next update."""
+    env = {**big_board.env, "LIVE_SEND_BUFFER_LIMIT": "100000"}
+    server = DaphneProcess(env=env, tmp_path=tmp_path, options=tuple(big_board.options)).start()
+    try:
+        with big_board.spectator(server) as ws:
+            text = ws.recv(timeout=TIMEOUT)
+            assert len(text.encode()) > 2 * 100_000
+            name, score = big_board.move_last_to_top()
+            update = json.loads(ws.recv(timeout=TIMEOUT))
+    finally:
+        server.stop()
+    assert update["version"] == json.loads(text)["version"] + 1
+    assert rows(update) == [["1", name, str(score)]]
 
 
 # --- in Chromium ----------------------------------------------------------------------
@@ -182,10 +206,9 @@ def test_the_page_of_a_big_board_goes_live_and_shows_an_update(big_board, browse
         )
         shows(page, expected)
 
-        name = expected[-1][1]
-        set_score(big_board.env, name, 2000)
+        name, score = big_board.move_last_to_top()
         changed = big_board.standings()
-        assert changed[0] == ["1", name, "2000"]
+        assert changed[0] == ["1", name, str(score)]
         shows(page, changed)
         expect(page.locator("tr.changed")).to_have_count(1, timeout=TIMEOUT * 1000)
         assert page.locator("tr.changed [data-field=name]").text_content() == name
