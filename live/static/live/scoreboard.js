@@ -87,10 +87,16 @@ function highlight(row) {
 // first change of the frame, and where they are when the frame is about to be painted. All
 // changes of a frame then cost the browser one layout pass, which it needs to paint anyway.
 let pendingFrame = null; // {before: Map id -> top, changed: Set id} until the frame is drawn
+// Positions are read relative to the viewport, which keeps rows the browser holds in place
+// (scroll anchoring) still; a scroll between the two readings would move every row, so a
+// frame that saw one does without the move animations.
+let scrolled = false;
+addEventListener("scroll", () => (scrolled = true), { passive: true });
 
 function render(changedIds) {
   if (pendingFrame === null) {
     pendingFrame = { before: new Map(), changed: new Set() };
+    scrolled = false;
     // Nothing has changed since the last frame, so these reads need no layout pass. A hidden
     // page shows no movement: it only flashes the changed rows when it is seen again.
     if (!document.hidden) {
@@ -128,7 +134,8 @@ function render(changedIds) {
 }
 
 function animateChanges() {
-  const { before, changed } = pendingFrame;
+  const { changed } = pendingFrame;
+  const before = scrolled ? new Map() : pendingFrame.before;
   pendingFrame = null;
   // Every read before any animate() or class change: a read after one forces another layout.
   const viewportHeight = window.innerHeight;
@@ -138,8 +145,10 @@ function animateChanges() {
     if (top === undefined) continue;
     const now = view.row.getBoundingClientRect();
     const shift = top - now.top;
-    // A row that is off screen all the way from its old place to its new one has nothing to show.
-    if (shift && Math.min(top, now.top) < viewportHeight && Math.max(top, now.top) + now.height > 0) {
+    // A row that is off screen all the way from its old place to its new one has nothing to
+    // show; under a pixel is scroll anchoring's rounding, not a move.
+    const seen = Math.min(top, now.top) < viewportHeight && Math.max(top, now.top) + now.height > 0;
+    if (Math.abs(shift) >= 1 && seen) {
       shifts.push([view.row, shift]);
     }
   }
