@@ -199,6 +199,7 @@ def limit_inbound_messages_only() -> None:
     autobahn keeps one attribute for both directions; sends are synchronous on the reactor
     thread, so setting it to 0 (no limit) while `sendMessage()` runs cannot let a received
     frame through. `--websocket-max-frame-size` needs nothing: autobahn checks it on receipt only.
+    Remove once autobahn (or Daphne) limits sent messages separately.
     """
     try:
         from daphne.ws_protocol import WebSocketProtocol
