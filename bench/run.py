@@ -22,8 +22,6 @@ import time
 from contextlib import ExitStack, closing
 from pathlib import Path
 
-import psutil
-
 from harness.servers import (
     ROOT,
     DaphneProcess,
@@ -166,6 +164,8 @@ class Servers:
                 self.writer_args = ["admin", self.servers[0].http_url, json.dumps(board_players(tmp, board))]
             else:
                 self.writer_args = ["orm", board]
+        import psutil  # a bench-only dependency: the rest of this module is shared with bench.big_board
+
         self.processes = [psutil.Process(s.process.pid) for s in self.servers]
         self.warm_up()
 

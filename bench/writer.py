@@ -4,6 +4,8 @@ Modes (argv[1]):
   orm [SLUG] ORM saves against the shared database (Django settings from the environment);
              the commit time is taken by an on_commit callback registered before the save's
              own, so it runs right after COMMIT and before the update is published.
+  orm-to-top [SLUG]  the same, but each change moves the last-ranked player to the top (a
+             one-player update that re-orders the whole table).
   admin URL PLAYERS  saves through the Django admin over HTTP (the in-memory layer reaches only the
              server process); the time is taken just before the POST, so it includes the
              request's own handling (an overestimate, reported as such).
@@ -24,7 +26,7 @@ import urllib.request
 REQUEST_MS: list[float] = []  # admin POST round trips: the part of the latency before COMMIT
 
 
-def orm_writer():
+def orm_writer(*, to_top: bool = False):
     import django
 
     django.setup()
@@ -35,18 +37,26 @@ def orm_writer():
     board = Board.objects.get(slug=sys.argv[2] if len(sys.argv) > 2 else "demo")
     players = list(Player.objects.filter(board=board))
 
+    from django.db.models import Max
+
     from live.scores.services import award_points
 
     def change(index: int, width: int = 1) -> list:
         committed = []
         with transaction.atomic():
             transaction.on_commit(lambda: committed.append(time.time()))
-            if width >= len(players):  # every player: one UPDATE, as the admin's bulk action does
+            if to_top:
+                board_players = Player.objects.filter(board=board)
+                last = board_players.order_by("score", "-name").first()
+                last.score = board_players.aggregate(top=Max("score"))["top"] + 1
+                last.save(update_fields=["score", "updated_at"])
+            elif width >= len(players):  # every player: one UPDATE, as the admin's bulk action does
                 award_points(player_ids=[p.pk for p in players], points=1)
-            for offset in range(width if width < len(players) else 0):
-                player = players[(index + offset) % len(players)]
-                player.score += 1
-                player.save(update_fields=["score", "updated_at"])
+            else:
+                for offset in range(width):
+                    player = players[(index + offset) % len(players)]
+                    player.score += 1
+                    player.save(update_fields=["score", "updated_at"])
         version = Board.objects.values_list("version", flat=True).get(pk=board.pk)
         return [version, committed[0]]
 
@@ -120,8 +130,8 @@ def reference_writer(url: str):
 
 def main() -> None:
     mode = sys.argv[1]
-    if mode == "orm":
-        change = orm_writer()
+    if mode in ("orm", "orm-to-top"):
+        change = orm_writer(to_top=mode == "orm-to-top")
     elif mode == "admin":
         change = admin_writer(sys.argv[2], sys.argv[3])
     else:

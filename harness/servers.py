@@ -1,6 +1,7 @@
 """Real processes for tests and benchmarks: redis-server, Daphne and manage.py commands."""
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -10,6 +11,23 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+UNIT = ROOT / "deploy" / "systemd" / "daphne@.service"
+
+
+def unit_options() -> list[str]:
+    """Daphne's options in deploy/systemd/daphne@.service, without the socket and the app."""
+    exec_start = next(line for line in UNIT.read_text().splitlines() if line.startswith("ExecStart="))
+    args = shlex.split(exec_start.removeprefix("ExecStart="))[1:-1]
+    socket_flag = args.index("-u")
+    return args[:socket_flag] + args[socket_flag + 2 :]
+
+
+def makefile_options() -> list[str]:
+    """Daphne's options in `make run` (the Makefile's DAPHNE_OPTIONS)."""
+    line = next(
+        line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("DAPHNE_OPTIONS")
+    )
+    return shlex.split(line.partition(":=")[2])
 
 
 def free_port() -> int:
@@ -53,12 +71,15 @@ def server_env(
     return env
 
 
-def manage(*args: str, env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
+def manage(
+    *args: str, env: dict, timeout: float = 60, input: str | None = None
+) -> subprocess.CompletedProcess:
     """Run `python manage.py ARGS` in its own process; raise with its output if it fails."""
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=env,
+        input=input,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -15,7 +15,7 @@ class Board(models.Model):
     is_public = models.BooleanField(
         "public", default=True, help_text="Off: only users allowed to view private boards see it."
     )
-    # Bumped only by live.broadcast, one step per committed change-set (never by save()).
+    # Bumped only by live/scores/changes.py, one step per committed change-set (never by save()).
     version = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -18,11 +18,13 @@ from scoreboard.daphne_extensions import (  # noqa: E402
     allow_rfc6455_close_codes,
     cap_send_buffer,
     close_websockets_on_shutdown,
+    limit_inbound_messages_only,
 )
 
 allow_rfc6455_close_codes()
 close_websockets_on_shutdown()
 cap_send_buffer(settings.LIVE_SEND_BUFFER_LIMIT)
+limit_inbound_messages_only()
 
 application = ProtocolTypeRouter(
     {

@@ -1,4 +1,5 @@
-"""Small extensions to Daphne: RFC 6455 close codes, 1001 on shutdown, a send-buffer cap.
+"""Small extensions to Daphne: RFC 6455 close codes, 1001 on shutdown, a send-buffer cap,
+and an inbound-only message size limit.
 
 Our protocol closes with 1001, 1003, 1008, 1009, ... Autobahn's public `sendClose()`
 accepts only 1000 and 3000-4999 (django/daphne#374, crossbario/autobahn-python#1642),
@@ -15,9 +16,17 @@ dropping its sockets, so clients reconnect at once to another process.
 
 Daphne never applies back-pressure to WebSocket sends: a spectator that stops reading makes
 Twisted buffer every later frame for it in the server's memory. `cap_send_buffer()` closes
-such a laggard instead, once its unsent bytes pass a limit (docs/BENCHMARKS.md).
+such a laggard instead, once its unsent bytes pass a limit (docs/BENCHMARKS.md); a single
+message larger than the limit (a big board's snapshot) raises that socket's limit by its size.
+
+Daphne's `--websocket-max-message-size` becomes autobahn's `maxMessagePayloadSize`, which
+autobahn checks in `sendMessage()` too: with the 4 KiB we allow spectators, every snapshot of
+a board over about 80 players failed with PayloadExceededError (the client saw 1011).
+`limit_inbound_messages_only()` lifts the limit for the duration of each send, so it keeps
+guarding what clients send and no longer caps what the server sends.
 """
 
+import functools
 import logging
 import time
 
@@ -118,7 +127,8 @@ def _going_away(server, grace: float):
 
 
 def cap_send_buffer(limit: int) -> None:
-    """Close (1013) any WebSocket whose unsent bytes in Twisted's buffer exceed `limit`.
+    """Close (1013) any WebSocket whose unsent bytes in Twisted's buffer exceed `limit`
+    plus the size of the largest message it was sent (when that one is over `limit`).
 
     Twisted's public producer API does the measuring: a transport pauses its registered
     streaming producer once more than `transport.bufferSize` bytes wait for the kernel, which
@@ -169,9 +179,46 @@ def cap_send_buffer(limit: int) -> None:
     def serverSend(self, content, binary=False):  # noqa: N802
         if self.lagging:
             return  # closing it; frames for it would only fill memory again
+        if len(content) * 4 > limit:  # perhaps over the limit once encoded (UTF-8: <= 4 bytes each)
+            size = len(content) if binary else len(content.encode())
+            # One message bigger than the limit (a big board's snapshot) is not a backlog:
+            # the cap counts the unsent bytes beyond the largest message sent on this socket.
+            transport = self.transport
+            transport.bufferSize = max(transport.bufferSize, limit + size)
         return server_send(self, content, binary)
 
     WebSocketProtocol.lagging = False
     WebSocketProtocol.onOpen = onOpen
     WebSocketProtocol.serverSend = serverSend
     WebSocketProtocol.send_buffer_limit = limit
+
+
+def limit_inbound_messages_only() -> None:
+    """Apply `--websocket-max-message-size` to received messages only, never to sent ones.
+
+    autobahn keeps one attribute for both directions; sends are synchronous on the reactor
+    thread, so setting it to 0 (no limit) while `sendMessage()` runs cannot let a received
+    frame through. `--websocket-max-frame-size` needs nothing: autobahn checks it on receipt only.
+    Remove once autobahn (or Daphne) limits sent messages separately.
+    """
+    try:
+        from daphne.ws_protocol import WebSocketProtocol
+    except ImportError:  # served by another ASGI server
+        return
+    if getattr(WebSocketProtocol, "inbound_only_message_limit", False):
+        return
+    if "maxMessagePayloadSize" not in getattr(WebSocketProtocol, "CONFIG_ATTRS", ()):
+        logger.warning("autobahn has no maxMessagePayloadSize any more: check its send limit")
+        return
+    send_message = WebSocketProtocol.sendMessage
+
+    @functools.wraps(send_message)
+    def sendMessage(self, *args, **kwargs):  # noqa: N802 - autobahn's name
+        inbound_limit, self.maxMessagePayloadSize = self.maxMessagePayloadSize, 0
+        try:
+            return send_message(self, *args, **kwargs)
+        finally:
+            self.maxMessagePayloadSize = inbound_limit
+
+    WebSocketProtocol.sendMessage = sendMessage
+    WebSocketProtocol.inbound_only_message_limit = True

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
+from harness.production import production_env
 from harness.servers import ROOT, Process, RedisServer, free_port, manage
-from tests.production import production_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 

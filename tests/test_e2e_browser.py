@@ -22,8 +22,8 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+from harness.browser import CHROMIUM, launch_chromium
 from harness.servers import DaphneProcess, free_port, manage, server_env, sqlite_database
-from tests.browser import CHROMIUM, launch_chromium
 
 pytestmark = pytest.mark.e2e
 

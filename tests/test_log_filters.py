@@ -29,5 +29,5 @@ def test_a_repeat_within_the_interval_is_dropped_and_logged_again_after_it():
 def test_other_loggers_pass_untouched():
     quiet = QuietRepeats()
     for _ in range(3):
-        line = record("live.broadcast", "channel layer unavailable", ConnectionError("refused"))
+        line = record("live.delivery.publish", "channel layer unavailable", ConnectionError("refused"))
         assert quiet.filter(line) and line.exc_info is not None

@@ -9,9 +9,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from harness.production import production_env
 from harness.servers import ROOT
 from live.models import Board, Player
-from tests.production import production_env
 
 
 def check_deploy(env: dict) -> subprocess.CompletedProcess:

@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import shlex
 import socket
 import time
 import urllib.error
@@ -12,27 +11,11 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
-from harness.servers import ROOT, DaphneProcess, manage, server_env, sqlite_database
+from harness.servers import DaphneProcess, makefile_options, manage, server_env, sqlite_database, unit_options
 from live.delivery.protocol import MAX_CLIENT_MESSAGE_BYTES, MAX_CLIENT_MESSAGES_PER_SECOND
 
-UNIT = ROOT / "deploy" / "systemd" / "daphne@.service"
 ORIGIN = "http://localhost"
 TIMEOUT = 10
-
-
-def unit_options() -> list[str]:
-    """Daphne's options in deploy/systemd/daphne@.service, without the socket and the app."""
-    exec_start = next(line for line in UNIT.read_text().splitlines() if line.startswith("ExecStart="))
-    args = shlex.split(exec_start.removeprefix("ExecStart="))[1:-1]
-    socket_flag = args.index("-u")
-    return args[:socket_flag] + args[socket_flag + 2 :]
-
-
-def makefile_options() -> list[str]:
-    line = next(
-        line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("DAPHNE_OPTIONS")
-    )
-    return shlex.split(line.partition(":=")[2])
 
 
 def option(name: str) -> int:
@@ -164,6 +147,32 @@ def recv_exactly(sock: socket.socket, size: int) -> bytes:
     return data
 
 
+def raw_spectator(server: DaphneProcess) -> socket.socket:
+    """A socket past the WebSocket handshake, for frames no client library would send."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+    sock.sendall(
+        b"GET /ws/boards/demo/ HTTP/1.1\r\nHost: localhost\r\nOrigin: http://localhost\r\n"
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += sock.recv(1)
+    assert response.startswith(b"HTTP/1.1 101")
+    return sock
+
+
+def test_an_over_size_frame_is_refused_at_its_header_before_its_payload_is_read(server):
+    """A frame announcing 1 GiB gets 1009 while only 16 bytes of it were sent: nothing is buffered."""
+    with raw_spectator(server) as sock:
+        assert read_frame(sock)[0] == 0x1  # the snapshot
+        mask = b"\x01\x02\x03\x04"
+        sock.sendall(bytes([0x81, 0x80 | 127]) + (2**30).to_bytes(8, "big") + mask + b"x" * 16)
+        opcode, payload = read_frame(sock)
+    assert opcode == 0x8
+    assert int.from_bytes(payload[:2], "big") == 1009
+
+
 def test_a_peer_that_never_answers_pings_is_dropped(start_server):
     """With --ping-interval 1 --ping-timeout 1 a dead peer goes in seconds (production: 15 + 10)."""
     options = unit_options()
@@ -171,16 +180,7 @@ def test_a_peer_that_never_answers_pings_is_dropped(start_server):
     options[options.index("--ping-timeout") + 1] = "1"
     server = start_server(options)
     try:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
-            sock.sendall(
-                b"GET /ws/boards/demo/ HTTP/1.1\r\nHost: localhost\r\nOrigin: http://localhost\r\n"
-                b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-            )
-            response = b""
-            while b"\r\n\r\n" not in response:
-                response += sock.recv(1)
-            assert response.startswith(b"HTTP/1.1 101")
+        with raw_spectator(server) as sock:
             opcodes = []
             started = time.monotonic()
             with pytest.raises(OSError):  # EOF or reset: the server dropped us

@@ -18,30 +18,33 @@ const state = {
   players: new Map(), // id -> {id, name, score}
   awaitingSnapshot: true,
 };
-const rows = new Map(); // id -> <tr>
+const rows = new Map(); // id -> {row, rank, name, score}: a <tr> and its cells
 
 for (const row of tbody.rows) {
   const id = Number(row.dataset.playerId);
-  rows.set(id, row);
+  const view = rowView(row);
+  rows.set(id, view);
   state.players.set(id, {
     id,
-    name: cell(row, "name").textContent,
-    score: Number(cell(row, "score").textContent),
+    name: view.name.textContent,
+    score: Number(view.score.textContent),
   });
 }
 
-function cell(row, field) {
-  return row.querySelector(`[data-field="${field}"]`);
+function rowView(row) {
+  const cell = (field) => row.querySelector(`[data-field="${field}"]`);
+  return { row, rank: cell("rank"), name: cell("name"), score: cell("score") };
 }
 
 function compareCodePoints(a, b) {
-  // The server sorts names by code point (Python's str order), not by UTF-16 unit.
-  const x = Array.from(a, (c) => c.codePointAt(0));
-  const y = Array.from(b, (c) => c.codePointAt(0));
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    if (x[i] !== y[i]) return x[i] - y[i];
-  }
-  return x.length - y.length;
+  // The server sorts names by code point (Python's str order), not by UTF-16 unit. The two
+  // orders differ only where a surrogate pair meets a character above U+D7FF, so compare
+  // units up to the first difference and decide that one by its code point.
+  const length = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < length && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  if (i === length) return a.length - b.length;
+  return a.codePointAt(i) - b.codePointAt(i);
 }
 
 // Score descending, then name; ties share a rank (1, 2, 2, 4), as on the server.
@@ -62,8 +65,9 @@ function makeRow(id) {
     td.dataset.field = field;
     row.append(td);
   }
-  rows.set(id, row);
-  return row;
+  const view = rowView(row);
+  rows.set(id, view);
+  return view;
 }
 
 function setText(element, value) {
@@ -72,50 +76,91 @@ function setText(element, value) {
 }
 
 function highlight(row) {
-  row.classList.remove("changed");
-  void row.offsetWidth; // restart the animation
+  if (row.classList.contains("changed")) {
+    row.classList.remove("changed");
+    void row.offsetWidth; // restart the animation (a style flush, only for a row flashed before)
+  }
   row.classList.add("changed");
 }
 
-function render(changedIds) {
-  // FLIP: remember where rows were, re-order, then animate from the old place.
-  const before = new Map();
-  for (const [id, row] of rows) before.set(id, row.getBoundingClientRect().top);
+// FLIP (first, last, invert, play) over one animation frame: where rows were before the
+// first change of the frame, and where they are when the frame is about to be painted. All
+// changes of a frame then cost the browser one layout pass, which it needs to paint anyway.
+let pendingFrame = null; // {before: Map id -> top, changed: Set id} until the frame is drawn
+// Positions are read relative to the viewport, which keeps rows the browser holds in place
+// (scroll anchoring) still; a scroll between the two readings would move every row, so a
+// frame that saw one does without the move animations.
+let scrolled = false;
+addEventListener("scroll", () => (scrolled = true), { passive: true });
 
-  for (const [id, row] of rows) {
+function render(changedIds) {
+  if (pendingFrame === null) {
+    pendingFrame = { before: new Map(), changed: new Set() };
+    scrolled = false;
+    // Nothing has changed since the last frame, so these reads need no layout pass. A hidden
+    // page shows no movement: it only flashes the changed rows when it is seen again.
+    if (!document.hidden) {
+      for (const [id, view] of rows) pendingFrame.before.set(id, view.row.getBoundingClientRect().top);
+    }
+    requestAnimationFrame(animateChanges);
+  }
+  for (const id of changedIds) pendingFrame.changed.add(id);
+
+  // Rows whose score and name did not change keep their order among themselves: only the
+  // changed ones are taken out and put back at their new place.
+  const changed = new Set(changedIds);
+  for (const [id, view] of rows) {
     if (!state.players.has(id)) {
-      row.remove();
+      view.row.remove();
       rows.delete(id);
+    } else if (changed.has(id)) {
+      view.row.remove();
     }
   }
   let previous = null;
   for (const player of ranked(state.players.values())) {
-    const row = rows.get(player.id) ?? makeRow(player.id);
-    setText(cell(row, "rank"), player.rank);
-    setText(cell(row, "name"), player.name);
-    setText(cell(row, "score"), player.score);
+    const view = rows.get(player.id) ?? makeRow(player.id);
+    setText(view.rank, player.rank);
+    setText(view.name, player.name);
+    setText(view.score, player.score);
     const expected = previous ? previous.nextElementSibling : tbody.firstElementChild;
-    if (expected !== row) {
-      if (previous) previous.after(row);
-      else tbody.prepend(row);
+    if (expected !== view.row) {
+      if (previous) previous.after(view.row);
+      else tbody.prepend(view.row);
     }
-    previous = row;
+    previous = view.row;
   }
   emptyNote.hidden = state.players.size > 0;
+}
 
-  for (const [id, row] of rows) {
+function animateChanges() {
+  const { changed } = pendingFrame;
+  const before = scrolled ? new Map() : pendingFrame.before;
+  pendingFrame = null;
+  // Every read before any animate() or class change: a read after one forces another layout.
+  const viewportHeight = window.innerHeight;
+  const shifts = [];
+  for (const [id, view] of rows) {
     const top = before.get(id);
-    const shift = top === undefined ? 0 : top - row.getBoundingClientRect().top;
-    if (shift) {
-      row.animate([{ transform: `translateY(${shift}px)` }, { transform: "none" }], {
-        duration: 300,
-        easing: "ease-out",
-      });
+    if (top === undefined) continue;
+    const now = view.row.getBoundingClientRect();
+    const shift = top - now.top;
+    // A row that is off screen all the way from its old place to its new one has nothing to
+    // show; under a pixel is scroll anchoring's rounding, not a move.
+    const seen = Math.min(top, now.top) < viewportHeight && Math.max(top, now.top) + now.height > 0;
+    if (Math.abs(shift) >= 1 && seen) {
+      shifts.push([view.row, shift]);
     }
   }
-  for (const id of changedIds) {
-    const row = rows.get(id);
-    if (row) highlight(row);
+  for (const [row, shift] of shifts) {
+    row.animate([{ transform: `translateY(${shift}px)` }, { transform: "none" }], {
+      duration: 300,
+      easing: "ease-out",
+    });
+  }
+  for (const id of changed) {
+    const view = rows.get(id);
+    if (view) highlight(view.row);
   }
 }
 

@@ -1,6 +1,6 @@
 """Take the README's screenshot: the demo board in Chromium, just after a few live changes.
 
-    python -m tests.screenshot [docs/img/scoreboard.png]
+    python -m harness.screenshot [docs/img/scoreboard.png]
 
 Starts its own redis-server and Daphne on a throwaway database, opens the spectator page,
 changes scores from another process and captures the page as an update lands.
@@ -12,8 +12,8 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
+from harness.browser import launch_chromium
 from harness.servers import ROOT, DaphneProcess, RedisServer, manage, server_env, sqlite_database
-from tests.browser import launch_chromium
 
 DEFAULT_OUTPUT = ROOT / "docs" / "img" / "scoreboard.png"
 VIEWPORT = {"width": 1000, "height": 700}
@@ -57,6 +57,8 @@ def take(output: Path) -> None:
                     version = int(page.locator(".board").get_attribute("data-version"))
                     manage("shell", "-v", "0", "-c", SET_SCORE.format(name=name, score=score), env=env)
                     expect(page.locator(".board")).to_have_attribute("data-version", str(version + 1))
+                # The page flashes a changed row in the animation frame after the update.
+                expect(page.locator("tr.changed", has_text=LIVE_CHANGES[-1][0])).to_have_count(1)
                 # Freeze the moment: the re-ordering done, the changed row still highlighted.
                 page.evaluate(FREEZE_JS, {"name": LIVE_CHANGES[-1][0], "at": FLASH_AT_MS})
                 output.parent.mkdir(parents=True, exist_ok=True)
