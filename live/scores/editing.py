@@ -274,15 +274,17 @@ class EditingAdmin:
 
     form = EditForm
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        with changes.attributed(user=request.user, source=Change.Source.FORM):
-            return super().changeform_view(request, object_id, form_url, extra_context)
+    # Signatures pass through: Django 6.1 added response_action(..., action_location).
 
-    def delete_view(self, request, object_id, extra_context=None):
+    def changeform_view(self, request, *args, **kwargs):
         with changes.attributed(user=request.user, source=Change.Source.FORM):
-            return super().delete_view(request, object_id, extra_context)
+            return super().changeform_view(request, *args, **kwargs)
 
-    def changelist_view(self, request, extra_context=None):
+    def delete_view(self, request, *args, **kwargs):
+        with changes.attributed(user=request.user, source=Change.Source.FORM):
+            return super().delete_view(request, *args, **kwargs)
+
+    def changelist_view(self, request, *args, **kwargs):
         # Django validates the list_editable formset outside its own transaction.
         writing = (
             transaction.atomic(using=router.db_for_write(self.model))
@@ -290,7 +292,7 @@ class EditingAdmin:
             else nullcontext()
         )
         with changes.attributed(user=request.user, source=Change.Source.LIST), writing:
-            response = super().changelist_view(request, extra_context)
+            response = super().changelist_view(request, *args, **kwargs)
         changelist = (getattr(response, "context_data", None) or {}).get("cl")
         if changelist is not None and changelist.formset is not None and changelist.formset.is_bound:
             # Shown again with errors: each row beside its own form, whatever the order is now
@@ -298,9 +300,9 @@ class EditingAdmin:
             changelist.result_list = [form.instance for form in changelist.formset.forms]
         return response
 
-    def response_action(self, request, queryset):
+    def response_action(self, request, *args, **kwargs):
         with changes.attributed(user=request.user, source=Change.Source.ACTION):
-            return super().response_action(request, queryset)
+            return super().response_action(request, *args, **kwargs)
 
     def save_model(self, request, obj, form, change) -> None:
         if isinstance(form, EditForm):
@@ -308,9 +310,9 @@ class EditingAdmin:
         else:
             super().save_model(request, obj, form, change)
 
-    def save_formset(self, request, form, formset, change) -> None:
+    def save_formset(self, request, *args, **kwargs) -> None:
         with changes.attributed(user=request.user, source=Change.Source.INLINE):
-            super().save_formset(request, form, formset, change)
+            super().save_formset(request, *args, **kwargs)
 
     def get_changelist_form(self, request, **kwargs):
         kwargs.setdefault("form", self.form)
