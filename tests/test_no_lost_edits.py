@@ -267,6 +267,46 @@ def test_a_row_changed_by_both_refuses_the_whole_list_naming_who_changed_it(boar
     assert f"/admin/live/player/{ada.pk}/change/" in row[1]
 
 
+def delete_player(staff: Staff, player: Player) -> None:
+    path = f"{PLAYERS}{player.pk}/delete/"
+    assert staff.post(path, staff.open(path, None).submit(None)).status_code == 302
+
+
+def test_a_row_deleted_meanwhile_is_skipped_if_untouched_and_named_if_changed(board, staff1, staff2):
+    ada, radia, ken = player("Ada"), player("Radia"), player("Ken")
+    page = staff2.open_players()
+    delete_player(staff1, radia)
+
+    assert staff2.save_players(page.set(f"{page.row(ada.pk)}-score", 50)).status_code == 302
+    assert player("Ada").score == 50
+
+    page = staff2.open_players()
+    delete_player(staff1, ken)
+    deleted = last_record(board)
+    response = staff2.save_players(
+        page.set(f"{page.row(ada.pk)}-score", 51).set(f"{page.row(ken.pk)}-score", 1)
+    )
+
+    assert response.status_code == 200
+    assert errors(response) == [
+        f"“Ken” was deleted or moved by staff1 at {when(deleted)}, after this page was loaded. "
+        "Nothing was saved."
+    ]
+    assert player("Ada").score == 50
+
+
+def test_an_inline_row_moved_to_another_board_meanwhile_is_left_alone(board, staff1, staff2):
+    radia, ada = player("Radia"), player("Ada")
+    other = Board.objects.create(name="Other league", slug="other")
+    page = staff2.open_board(board)
+    staff1.save_player(radia, staff1.open_player(radia).set("board", other.pk))
+
+    response = staff2.save_board(board, page.set(f"{page.row(ada.pk, 'players')}-score", 50))
+
+    assert response.status_code == 302
+    assert (player("Ada").score, player("Radia").board_id) == (50, other.pk)
+
+
 # --- the Board change form and its players inline ------------------------------------------
 
 

@@ -70,14 +70,40 @@ def last_change(*, instance: Model, field: str) -> LastChange | None:
     return LastChange(username=record.user and record.user.get_username(), source=record.source, at=record.at)
 
 
+def last_removal(*, player_id: int) -> tuple[str | None, LastChange | None]:
+    """The name a player had when it last left a board (deleted or moved), and that change."""
+    entry = (
+        PlayerChange.objects.filter(player_id=player_id, name_after__isnull=True)
+        .select_related("change__user")
+        .order_by("-change__at", "-change__version")
+        .first()
+    )
+    if entry is None:
+        return None, None
+    record = entry.change
+    user = record.user and record.user.get_username()
+    return entry.name_before, LastChange(username=user, source=record.source, at=record.at)
+
+
+def _when(change: LastChange) -> str:
+    return timezone.localtime(change.at).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def removed_message(*, player_id: int) -> str:
+    """The error for a row the user changed that left this page's board since it was loaded."""
+    name, change = last_removal(player_id=player_id)
+    what = f"“{name}”" if name else "This player"
+    by = f" by {change.who} at {_when(change)}" if change else ""
+    return f"{what} was deleted or moved{by}, after this page was loaded. Nothing was saved."
+
+
 def conflict_message(*, instance: Model, field: str, label: str, shown: str, now: str) -> str:
     """The error for a field the user changed that someone else changed since the page was loaded."""
     change = last_change(instance=instance, field=field)
     if change is None:
         who_when = f"Someone changed {label} to {now}"
     else:
-        at = timezone.localtime(change.at).strftime("%Y-%m-%d %H:%M:%S %Z")
-        who_when = f"{change.who} changed {label} to {now} at {at}"
+        who_when = f"{change.who} changed {label} to {now} at {_when(change)}"
     return (
         f"{who_when}, after this page was loaded (it showed {shown}). Nothing was saved. "
         f"The page now has your value: save again to replace {now} with it."
@@ -127,6 +153,7 @@ class EditForm(forms.ModelForm):
         for name in self.carried:
             self.fields[name].show_hidden_initial = True
         self._data_is_copy = False
+        self.gone_pk: int | None = None  # set by EditFormSetMixin for a row deleted meanwhile
 
     @property
     def update_fields(self) -> list[str] | None:
@@ -158,10 +185,16 @@ class EditForm(forms.ModelForm):
 
     def clean(self) -> dict:
         cleaned_data = super().clean()
+        edited = [name for name in self.carried if name in self.changed_data]
+        if self.gone_pk is not None:
+            # Its row left the database (or this board) since the page was loaded.
+            if edited and not cleaned_data.get("DELETE"):
+                self.add_error(edited[0], removed_message(player_id=self.gone_pk))
+            self.changed_data = []  # nothing to save, whether or not the user touched it
+            return cleaned_data
         if self.instance._state.adding or cleaned_data.get("DELETE"):
             return cleaned_data  # a new row has nothing to overwrite; deleting writes no field
         missing = [name for name in self.carried if self[name].html_initial_name not in self.data]
-        edited = [name for name in self.carried if name in self.changed_data]
         if not edited and not missing:
             for name in self.carried:  # untouched: keeps whatever it holds now
                 self._keep_stored(name)
@@ -240,7 +273,29 @@ class EditForm(forms.ModelForm):
 
 
 class EditFormSetMixin:
-    """Locks the boards of the changed rows, in one order, before any row is checked."""
+    """Locks the boards of the changed rows, in one order, before any row is checked.
+
+    A row of the page that is gone by the time it is submitted (deleted, or moved off this
+    board) is skipped if the user left it alone, and refused, saying so, if they changed it;
+    Django alone would refuse the whole submit with an error on a hidden field nobody sees.
+    """
+
+    def add_fields(self, form, index) -> None:
+        super().add_fields(form, index)
+        if not (
+            isinstance(form, EditForm)
+            and form.is_bound
+            and index is not None
+            and index < self.initial_form_count()
+            and form.instance._state.adding
+        ):
+            return
+        pk_name = self.model._meta.pk.name
+        try:
+            form.gone_pk = int(form.data.get(form.add_prefix(pk_name), ""))
+        except ValueError:
+            return  # no id, or not one: Django's own error stands
+        form.fields[pk_name] = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     def full_clean(self) -> None:
         if self.is_bound:
