@@ -658,6 +658,15 @@ async def test_stale_pages_saved_while_points_are_given_lose_no_point_and_no_edi
         live.board_id,
         start_version,
     )
+    # The records add up too: each player's recorded changes sum to its score's change.
+    recorded = live.db.query(
+        "select pc.player_id, sum(pc.score_after - pc.score_before) from live_playerchange pc"
+        " join live_change c on c.id = pc.change_id where c.board_id = %s and c.version > %s"
+        " group by pc.player_id",
+        live.board_id,
+        start_version,
+    )
+    assert {pk: int(total) for pk, total in recorded} == {pk: scores[pk] - start_scores[pk] for pk in scores}
     assert sorted(attributed) == [
         ("staff1", "action", actions),
         ("staff2", "form", STALE_EDITS),
