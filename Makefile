@@ -11,7 +11,7 @@ DAPHNE_OPTIONS := --websocket-max-message-size 4096 --websocket-max-frame-size 4
 PYTHON_NEW ?= $(firstword $(foreach p,python3.14 python3.13 python3.12 $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3),\
 	$(shell $(p) -c 'import sys; assert sys.version_info >= (3, 12); print("$(p)")' 2>/dev/null)))
 
-.PHONY: run test test-fast test-django6 lint format screenshot system-packages clean bench bench-quick bench-big-board
+.PHONY: run test test-fast test-postgres test-django6 lint format screenshot system-packages clean bench bench-quick bench-big-board
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,13 @@ test: lint system-packages
 # Skips the end-to-end and fault-injection tests (marked e2e, faults): well under a minute.
 test-fast: $(VENV)/.dev
 	$(BIN)/python -m pytest -m "not e2e and not faults"
+
+# The admin's two-staff tests (tests/test_no_lost_edits.py) again, on PostgreSQL: pytest-django
+# creates and drops its own database on the server of TEST_POSTGRES_URL.
+TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+test-postgres: $(VENV)/.dev
+	DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/test_no_lost_edits.py tests/test_admin.py tests/test_private_boards.py
 
 test-django6:
 	@if [ -z "$(PYTHON_NEW)" ]; then echo "test-django6: no Python 3.12+ found, skipped"; exit 0; fi; \

@@ -83,6 +83,8 @@ def admin_writer(base_url: str, players_json: str):
         except urllib.error.HTTPError as error:
             if error.code != 302:
                 raise
+        else:  # the admin answers a refused save with the form again (200), not a redirect
+            raise RuntimeError(f"POST {path} was not saved")
 
     opener.open(base_url + "/admin/login/", timeout=30).read()
     post("/admin/login/", {"username": "admin", "password": os.environ["DJANGO_SUPERUSER_PASSWORD"]})
@@ -94,9 +96,10 @@ def admin_writer(base_url: str, players_json: str):
 
     def change(index: int, width: int = 1) -> list:
         pk, fields = players[index % len(players)]
+        shown = {f"initial-{name}": value for name, value in fields.items()}  # what the page showed
         fields["score"] = str(int(fields["score"]) + 1)
         start = time.time()
-        post(f"/admin/live/player/{pk}/change/", fields)
+        post(f"/admin/live/player/{pk}/change/", {**fields, **shown})
         REQUEST_MS.append((time.time() - start) * 1000)
         version[0] += 1  # the only writer: each save is the next version
         return [version[0], start]

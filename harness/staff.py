@@ -5,6 +5,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from harness.admin_pages import AdminForm
 from harness.servers import manage, server_env
 
 STAFF_PASSWORD = "staff-password-for-tests-only"
@@ -54,17 +55,22 @@ class Staff:
         )
         return self
 
+    def open(self, path: str, form_id: str) -> AdminForm:
+        """Load an admin page and read its form, as the browser shows it."""
+        status, body = self.request(path)
+        assert status == 200, f"GET {path} answered {status}"
+        return AdminForm(body, form_id)
+
+    def save(self, path: str, form: AdminForm, button: str = "_save", value: str = "Save") -> int:
+        """Submit a form loaded with open(), as changed since."""
+        status, body = self.request(path, form.submit(button, value))
+        assert status == 302, f"POST {path} answered {status}: {body[:2000]}"
+        return status
+
     def set_score(self, player: dict, score: int) -> int:
-        """Save one player through its admin change form."""
-        return self.post(
-            f"/admin/live/player/{player['id']}/change/",
-            [
-                ("board", str(player["board_id"])),
-                ("name", player["name"]),
-                ("score", str(score)),
-                ("_save", "Save"),
-            ],
-        )
+        """Save one player through its admin change form: load it, type the score, save."""
+        path = f"/admin/live/player/{player['id']}/change/"
+        return self.save(path, self.open(path, "player_form").set("score", score))
 
     def add_points(self, player_ids: list[int], action: str = "award_1") -> int:
         """The changelist action "Add 1 point to the selected players"."""

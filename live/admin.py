@@ -2,18 +2,21 @@ from django.contrib import admin, messages
 from django.db.models import Count
 
 from live.models import Board, Player
+from live.scores.editing import EditForm, EditingAdmin, EditInlineFormSet
 from live.scores.services import award_points
 
 
 class PlayerInline(admin.TabularInline):
     model = Player
+    form = EditForm
+    formset = EditInlineFormSet
     extra = 1
     fields = ["name", "score", "updated_at"]
     readonly_fields = ["updated_at"]
 
 
 @admin.register(Board)
-class BoardAdmin(admin.ModelAdmin):
+class BoardAdmin(EditingAdmin, admin.ModelAdmin):
     list_display = ["name", "slug", "is_public", "player_count", "version", "updated_at"]
     list_filter = ["is_public"]
     search_fields = ["name", "slug"]
@@ -43,7 +46,7 @@ def points_action(points: int):
 
 
 @admin.register(Player)
-class PlayerAdmin(admin.ModelAdmin):
+class PlayerAdmin(EditingAdmin, admin.ModelAdmin):
     list_display = ["name", "board", "score", "updated_at"]
     list_editable = ["score"]
     list_filter = ["board"]

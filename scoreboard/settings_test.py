@@ -15,3 +15,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CHANNEL_LAYERS = {
     "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
 }
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
+    # DATABASE_URL may point at a shared server (`make test-postgres`): a database per run.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_scoreboard_{os.getpid()}"}  # noqa: F405

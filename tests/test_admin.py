@@ -48,6 +48,7 @@ def changelist_post(players, scores: dict[str, int]) -> dict:
     for i, player in enumerate(players):
         data[f"form-{i}-id"] = str(player.pk)
         data[f"form-{i}-score"] = str(scores.get(player.name, player.score))
+        data[f"initial-form-{i}-score"] = str(player.score)  # what the page showed
     return data
 
 
@@ -88,7 +89,9 @@ def test_the_subtract_action_subtracts(admin_client, players):
 def test_the_change_form_saves_a_score(admin_client, players):
     ada = players[0]
     response = admin_client.post(
-        f"/admin/live/player/{ada.pk}/change/", {"board": ada.board_id, "name": "Ada", "score": 3}
+        f"/admin/live/player/{ada.pk}/change/",
+        {"board": ada.board_id, "name": "Ada", "score": 3}
+        | {"initial-board": ada.board_id, "initial-name": "Ada", "initial-score": 30},
     )
     assert response.status_code == 302
     ada.refresh_from_db()

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from live.delivery.protocol import MAX_CLIENT_MESSAGE_BYTES
 from playwright.sync_api import Browser, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from websockets.sync.client import connect
@@ -30,6 +29,7 @@ from harness.big_board import (
 )
 from harness.browser import CHROMIUM, launch_chromium
 from harness.servers import DaphneProcess, makefile_options, server_env, sqlite_database, unit_options
+from live.delivery.protocol import MAX_CLIENT_MESSAGE_BYTES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 

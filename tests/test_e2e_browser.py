@@ -278,7 +278,7 @@ def test_a_list_editable_save_of_several_players_is_one_update(server, database,
         row = admin.locator("#result_list tbody tr").filter(
             has=admin.get_by_role("link", name=name, exact=True)
         )
-        row.locator("input[name$='-score']").fill(str(score))
+        row.locator("input[name^='form-'][name$='-score']").fill(str(score))
 
     admin.click("input[name=_save]")
     expect_saved(admin, "3 players were changed successfully")
@@ -291,6 +291,24 @@ def test_a_list_editable_save_of_several_players_is_one_update(server, database,
     assert [update["version"] for update in updates] == [version + 1]
     assert sorted(p["name"] for p in updates[0]["players"]) == ["Ada", "Ken", "Radia"]
     spectator.assert_never_reloaded()
+
+
+def test_a_stale_change_form_is_refused_in_the_browser_naming_who_saved_first(server, database, staff):
+    """Two browsers open Ken's form; the second save is refused and says who saved, and what."""
+    ken = database.player_id("Ken")
+    first, second = staff(server.http_url), staff(server.http_url)
+    for admin in (first, second):
+        admin.goto(f"{server.http_url}/admin/live/player/{ken}/change/")
+    first.fill("#id_score", "20")
+    first.click("input[name=_save]")
+    expect_saved(first, "was changed successfully")
+
+    second.fill("#id_score", "25")
+    second.click("input[name=_save]")
+
+    expect(second.locator(".errorlist")).to_contain_text(f"{STAFF_USER} changed score to 20 at ")
+    expect(second.locator("#id_score")).to_have_value("25")
+    assert database.query("SELECT score FROM live_player WHERE id = ?", ken) == [(20,)]
 
 
 HOSTILE_NAMES = ['<img src=x onerror="window.pwned=1">', 'Zoë 🏆 "quotes" &amp;']

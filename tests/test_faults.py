@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import uuid
@@ -248,6 +249,113 @@ async def test_two_staff_and_simulate_at_once_lose_no_point_and_no_version(deplo
     print(
         f"\n{database}: {change_sets} concurrent change-sets in {writing_took:.2f}s, versions "
         f"{start_version + 1}..{end_version} once each; spectators equal {converged_in:.2f}s later"
+    )
+
+
+STALE_EDITS = 6  # rounds of staff 2: a rename, a Players list save, a board inline save
+STALE_FOR = 0.1  # seconds between loading a page and saving it: staff 1 gives points meanwhile
+
+
+def edit_stale_pages(staff: Staff, given: list[dict], others: list[dict], board_id: int) -> dict:
+    """Staff 2's rounds, each page saved a moment after it was loaded; returns what they set."""
+    expected: dict[int, dict] = {}
+    for i in range(STALE_EDITS):
+        renamed, listed, inlined = (
+            given[i % len(given)],
+            others[i % len(others)],
+            others[-1 - i % len(others)],
+        )
+        path = f"/admin/live/player/{renamed['id']}/change/"
+        page = staff.open(path, "player_form")
+        time.sleep(STALE_FOR)
+        staff.save(path, page.set("name", f"{renamed['name']} #{i}"))
+        expected.setdefault(renamed["id"], {})["name"] = f"{renamed['name']} #{i}"
+
+        page = staff.open("/admin/live/player/", "changelist-form")
+        time.sleep(STALE_FOR)
+        staff.save("/admin/live/player/", page.set(f"{page.row(listed['id'])}-score", 100 + i))
+        expected.setdefault(listed["id"], {})["score"] = 100 + i
+
+        path = f"/admin/live/board/{board_id}/change/"
+        page = staff.open(path, "board_form")
+        time.sleep(STALE_FOR)
+        staff.save(path, page.set(f"{page.row(inlined['id'], 'players')}-score", 200 + i))
+        expected.setdefault(inlined["id"], {})["score"] = 200 + i
+    return expected
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_stale_pages_saved_while_points_are_given_lose_no_point_and_no_edit(
+    deployment, database, request
+):
+    """Staff 1 gives points until staff 2 is done saving pages loaded before those points.
+
+    Staff 2 renames given players in their change form, and sets other players' scores in
+    the Players list and the board's inline; each page holds stale scores of the given
+    players. Every point stays, every edit lands, and the records say who did what, how.
+    """
+    database_url = request.getfixturevalue("postgres_database") if database == "postgresql" else None
+    live = deployment(layer="pubsub", database_url=database_url)
+    a, b = await live.start_two_daphnes()
+    staff1, staff2 = await asyncio.gather(
+        live.staff(a),
+        live.staff(b, "staff2"),
+    )
+    players = sorted(live.db.players(live.board_id), key=lambda p: p["id"])
+    given, others = players[:4], players[4:]
+    start_version, start_scores = live.db.standings(live.board_id)
+    done = threading.Event()
+
+    def give_points_until_done() -> int:
+        actions = 0
+        while not done.is_set() or actions < 5:
+            staff1.add_points([p["id"] for p in given], "award_1")
+            actions += 1
+        return actions
+
+    async def edit_then_stop() -> dict:
+        try:
+            return await asyncio.to_thread(edit_stale_pages, staff2, given, others, live.board_id)
+        finally:
+            done.set()
+
+    started = time.monotonic()
+    actions, expected = await asyncio.gather(asyncio.to_thread(give_points_until_done), edit_then_stop())
+    took = time.monotonic() - started
+
+    given_ids = {p["id"] for p in given}
+    scores = {pk: start_scores[pk] + (actions if pk in given_ids else 0) for pk in start_scores}
+    scores |= {pk: edit["score"] for pk, edit in expected.items() if "score" in edit}
+    names = {pk: edit["name"] for pk, edit in expected.items() if "name" in edit}
+    rows = {p["id"]: p for p in live.db.players(live.board_id)}
+    assert {pk: row["score"] for pk, row in rows.items()} == scores
+    assert {pk: rows[pk]["name"] for pk in names} == names
+    end_version, _ = live.db.standings(live.board_id)
+    assert end_version == start_version + actions + 3 * STALE_EDITS
+    attributed = live.db.query(
+        "select u.username, c.source, count(*) from live_change c left join auth_user u on u.id = c.user_id"
+        " where c.board_id = %s and c.version > %s group by u.username, c.source",
+        live.board_id,
+        start_version,
+    )
+    # The records add up too: each player's recorded changes sum to its score's change.
+    recorded = live.db.query(
+        "select pc.player_id, sum(pc.score_after - pc.score_before) from live_playerchange pc"
+        " join live_change c on c.id = pc.change_id where c.board_id = %s and c.version > %s"
+        " group by pc.player_id",
+        live.board_id,
+        start_version,
+    )
+    assert {pk: int(total) for pk, total in recorded} == {pk: scores[pk] - start_scores[pk] for pk in scores}
+    assert sorted(attributed) == [
+        ("staff1", "action", actions),
+        ("staff2", "form", STALE_EDITS),
+        ("staff2", "inline", STALE_EDITS),
+        ("staff2", "list", STALE_EDITS),
+    ]
+    print(
+        f"\n{database}: {actions} point actions and {3 * STALE_EDITS} saves of pages "
+        f"{STALE_FOR:.1f}s stale in {took:.2f}s; no point and no edit lost"
     )
 
 

@@ -114,6 +114,9 @@ def test_staff_switch_a_board_private_in_the_admin(db):
         {
             "name": "Finals",
             "slug": "finals",
+            "initial-name": "Finals",
+            "initial-slug": "finals",
+            "initial-is_public": "True",
             "players-TOTAL_FORMS": "0",
             "players-INITIAL_FORMS": "0",
             "players-MIN_NUM_FORMS": "0",
