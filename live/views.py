@@ -2,6 +2,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from live.delivery.frames import error_payload
+from live.delivery.protocol import PAGE_CLOSE_CODES
 from live.scores import selectors
 from live.scores.selectors import BoardUnavailable
 
@@ -22,7 +23,8 @@ def board_page(request: HttpRequest, slug: str) -> HttpResponse:
     except BoardUnavailable as refusal:
         return refused_page(request, refusal)
     snapshot = selectors.board_snapshot(board_id=board.pk)
-    return render(request, "live/board.html", {"board": board, "snapshot": snapshot})
+    context = {"board": board, "snapshot": snapshot, "close_codes": PAGE_CLOSE_CODES}
+    return render(request, "live/board.html", context)
 
 
 def board_api(request: HttpRequest, slug: str) -> JsonResponse:

@@ -13,18 +13,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from live.delivery import daphne  # noqa: E402
 from live.routing import websocket_urlpatterns  # noqa: E402
-from scoreboard.daphne_extensions import (  # noqa: E402
-    allow_rfc6455_close_codes,
-    cap_send_buffer,
-    close_websockets_on_shutdown,
-    limit_inbound_messages_only,
-)
 
-allow_rfc6455_close_codes()
-close_websockets_on_shutdown()
-cap_send_buffer(settings.LIVE_SEND_BUFFER_LIMIT)
-limit_inbound_messages_only()
+daphne.install(send_buffer_limit=settings.LIVE_SEND_BUFFER_LIMIT)
 
 application = ProtocolTypeRouter(
     {

@@ -13,12 +13,22 @@ MAX_CLIENT_MESSAGE_BYTES = 4096
 # so a client sending more than this many frames within one second is closed.
 MAX_CLIENT_MESSAGES_PER_SECOND = 10
 
+CLOSE_GOING_AWAY = 1001  # the server process is stopping; reconnect, to another process
 CLOSE_UNSUPPORTED_DATA = 1003  # a binary frame
+CLOSE_INVALID_DATA = 1007  # not UTF-8 (sent by autobahn itself)
 CLOSE_POLICY_VIOLATION = 1008  # flooding: over MAX_CLIENT_MESSAGES_PER_SECOND
 CLOSE_MESSAGE_TOO_BIG = 1009  # a frame over MAX_CLIENT_MESSAGE_BYTES
 CLOSE_TRY_AGAIN_LATER = 1013  # the channel layer is unreachable; reconnect later
 CLOSE_FORBIDDEN = 4403  # a private board this user may not view; do not reconnect
 CLOSE_BOARD_NOT_FOUND = 4404  # unknown or deleted board; do not reconnect
+
+# RFC 6455 codes a server may send that autobahn's sendClose() refuses (live/delivery/daphne.py).
+SERVER_CLOSE_CODES = frozenset(
+    {CLOSE_GOING_AWAY, CLOSE_UNSUPPORTED_DATA, CLOSE_INVALID_DATA, CLOSE_POLICY_VIOLATION}
+    | {CLOSE_MESSAGE_TOO_BIG, 1011, 1012, CLOSE_TRY_AGAIN_LATER}
+)
+# The codes the page acts on, handed to it by the template (templates/live/board.html).
+PAGE_CLOSE_CODES = {"forbidden": CLOSE_FORBIDDEN, "notFound": CLOSE_BOARD_NOT_FOUND}
 
 CLIENT_MESSAGE_TYPES = ("ping", "resync")
 

@@ -12,6 +12,11 @@ const title = section.querySelector('[data-field="board-name"]');
 const emptyNote = section.querySelector(".empty");
 const notice = section.querySelector(".notice");
 const badge = document.querySelector("[data-connection-state]");
+// Close codes the page acts on, from the server (live/delivery/protocol.py).
+const CLOSE = {
+  forbidden: Number(section.dataset.closeForbidden),
+  notFound: Number(section.dataset.closeNotFound),
+};
 
 const state = {
   version: Number(section.dataset.version),
@@ -48,7 +53,7 @@ function compareCodePoints(a, b) {
 }
 
 // Score descending, then name; ties share a rank (1, 2, 2, 4), as on the server.
-export function ranked(players) {
+function ranked(players) {
   const ordered = [...players].sort((a, b) => b.score - a.score || compareCodePoints(a.name, b.name));
   let rank = 0;
   return ordered.map((player, index) => {
@@ -266,13 +271,13 @@ function connect() {
   socket.addEventListener("close", (event) => {
     clearInterval(pingTimer);
     clearTimeout(pongTimer);
-    if (event.code === 4404) {
+    if (event.code === CLOSE.notFound) {
       setConnectionState("offline");
       notice.textContent = "This board was not found. It may have been removed.";
       notice.hidden = false;
       return;
     }
-    if (event.code === 4403) {
+    if (event.code === CLOSE.forbidden) {
       setConnectionState("offline");
       notice.textContent = "This board is private. Reload the page after logging in.";
       notice.hidden = false;
