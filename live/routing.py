@@ -1,8 +1,14 @@
+from channels.auth import AuthMiddlewareStack
 from django.urls import path, re_path
 
-from live.delivery import consumers
+from live.delivery import consumers, events
 
 websocket_urlpatterns = [
     path("ws/boards/<slug:slug>/", consumers.SpectatorConsumer.as_asgi()),
     re_path(r"", consumers.NotFoundConsumer.as_asgi()),
+]
+
+# HTTP routes served before Django (scoreboard/asgi.py): the session tells who watches.
+event_stream_urlpatterns = [
+    path("events/boards/<slug:slug>/", AuthMiddlewareStack(events.EventStreamConsumer.as_asgi())),
 ]

@@ -1,4 +1,4 @@
-"""ASGI entry point: Django for HTTP, the spectator consumers for WebSockets."""
+"""ASGI entry point: Django for HTTP, the spectator consumers for WebSockets and event streams."""
 
 import os
 
@@ -12,15 +12,17 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from live.delivery import daphne  # noqa: E402
-from live.routing import websocket_urlpatterns  # noqa: E402
+from live.routing import event_stream_urlpatterns, websocket_urlpatterns  # noqa: E402
 
 daphne.install(send_buffer_limit=settings.LIVE_SEND_BUFFER_LIMIT)
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Server-Sent Events streams are served by the relay, like WebSockets; the rest by Django.
+        "http": URLRouter([*event_stream_urlpatterns, re_path(r"", django_asgi_app)]),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -25,6 +25,15 @@ def read_updates(board_id: int, after: int) -> list[Frame] | None:
 
 
 @database_sync_to_async
+def read_updates_until(board_id: int, after: int, until: int) -> list[Frame] | None:
+    """The updates after `after` up to `until` (a snapshot's version), or None."""
+    try:
+        return selectors.updates_since(board_id=board_id, after=after, until=until)
+    except selectors.BoardUnavailable:
+        return None
+
+
+@database_sync_to_async
 def read_versions(board_ids: list[int]) -> dict[int, int]:
     return selectors.board_versions(board_ids)
 
