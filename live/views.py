@@ -14,7 +14,7 @@ REFUSALS = {
 
 
 def board_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "live/board_list.html", {"boards": selectors.visible_boards(request.user)})
+    return render(request, "live/board_list.html", {"boards": selectors.board_list(request.user)})
 
 
 def board_page(request: HttpRequest, slug: str) -> HttpResponse:

@@ -1,8 +1,11 @@
 """Pages and the JSON snapshot endpoint."""
 
-import pytest
+import re
 
-from live.models import Player
+import pytest
+from django.utils.text import slugify
+
+from live.models import Board, Player
 from live.scores.selectors import board_snapshot
 
 pytestmark = pytest.mark.django_db
@@ -48,3 +51,35 @@ def test_an_unknown_slug_is_404(client, db, url):
 
 def test_the_api_404_is_json(client, db):
     assert client.get("/api/boards/nope/").json()["code"] == "board_not_found"
+
+
+def board_names_in_list(client) -> list[str]:
+    html = client.get("/").content.decode()
+    return re.findall(r'<a class="board-link" href="[^"]+">([^<]+)</a>', html)
+
+
+def test_the_index_sorts_numbers_in_names_as_numbers(client, db):
+    for name in ["Plain 100", "Plain 60", "plain 7", "Plain 60b", "Alpha"]:
+        Board.objects.create(name=name, slug=slugify(name))
+    assert board_names_in_list(client) == ["Alpha", "plain 7", "Plain 60", "Plain 60b", "Plain 100"]
+
+
+def test_the_index_shows_each_boards_leader_and_player_count(client, players):
+    Board.objects.create(name="Empty", slug="empty")
+    html = client.get("/").content.decode()
+    finals, empty = html.split('href="/boards/finals/"')[1], html.split('href="/boards/empty/"')[1]
+    assert re.search(
+        r'data-field="player-count">4 players<.*?Leader: <strong>Ada</strong> \(30\)', finals, re.S
+    )
+    empty_meta = empty.split("</li>")[0]
+    assert 'data-field="player-count">0 players<' in empty_meta and "Leader" not in empty_meta
+
+
+def test_the_index_costs_one_query_however_many_boards(client, django_assert_num_queries, db):
+    for index in range(30):
+        board = Board.objects.create(name=f"Board {index}", slug=f"board-{index}")
+        Player.objects.create(board=board, name="Solo", score=index)
+    with django_assert_num_queries(1):
+        html = client.get("/").content.decode()
+    assert html.count('class="board-link"') == 30
+    assert "Leader: <strong>Solo</strong> (29)" in html

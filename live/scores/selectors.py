@@ -6,12 +6,14 @@ relay all ask here, and a refusal is one exception, `BoardUnavailable`, turned i
 HTTP response, a close code or a frame in one place each.
 """
 
+import re
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from live.delivery.frames import Frame, encode, snapshot_payload, update_payload
-from live.models import Board, Change
+from live.models import Board, Change, Player
 
 NOT_FOUND = "not_found"
 FORBIDDEN = "forbidden"
@@ -33,6 +35,26 @@ def visible_boards(user) -> QuerySet[Board]:
     """The boards `user` may watch: every public board, and private ones with permission."""
     boards = Board.objects.all()
     return boards if may_view_private_boards(user) else boards.filter(is_public=True)
+
+
+def natural_key(text: str) -> tuple:
+    """Numbers in names compare as numbers: "Plain 60" before "Plain 100"; case is ignored."""
+    parts = re.split(r"(\d+)", text.casefold())
+    return tuple(int(part) if index % 2 else part for index, part in enumerate(parts))
+
+
+def board_list(user) -> list[Board]:
+    """The boards `user` may watch in natural order of their names, each with `player_count`,
+    `leader_name` and `leader_score` (None on an empty board). One query, however many boards."""
+    players = Player.objects.filter(board=OuterRef("pk"))
+    leader = players.order_by("-score", "name")[:1]
+    count = players.order_by().values("board").annotate(n=Count("pk")).values("n")
+    boards = visible_boards(user).annotate(
+        player_count=Coalesce(Subquery(count, output_field=IntegerField()), 0),
+        leader_name=Subquery(leader.values("name")),
+        leader_score=Subquery(leader.values("score")),
+    )
+    return sorted(boards, key=lambda board: (natural_key(board.name), board.name, board.slug))
 
 
 def is_visible(*, public: bool, may_view_private: bool) -> bool:
