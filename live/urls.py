@@ -7,6 +7,7 @@ app_name = "live"
 urlpatterns = [
     path("", views.board_list, name="board_list"),
     path("boards/<slug:slug>/", views.board_page, name="board"),
+    path("boards/<slug:slug>/embed/", views.board_embed, name="board_embed"),
     path("api/boards/<slug:slug>/", views.board_api, name="board_api"),
     path("healthz", health.healthz, name="healthz"),
 ]

@@ -1,10 +1,14 @@
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+import re
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
+from django.utils import timezone
 
 from live.delivery.frames import error_payload
 from live.delivery.protocol import PAGE_CLOSE_CODES
 from live.scores import selectors
 from live.scores.selectors import BoardUnavailable
+from scoreboard.csp import embeddable
 
 # Nothing about a refused board (not even its name) goes into a refusal.
 REFUSALS = {
@@ -17,14 +21,64 @@ def board_list(request: HttpRequest) -> HttpResponse:
     return render(request, "live/board_list.html", {"boards": selectors.board_list(request.user)})
 
 
+# The views of a board page (docs/PROTOCOL.md, "Views of a board"): "" is the page itself.
+PAGE_VIEWS = {"tv", "overlay"}
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,100}")
+MAX_ROTATION = 50
+
+
+def bounded(value: str | None, *, low: int, high: int, default: int | None) -> int | None:
+    """An integer query parameter within [low, high], else the default."""
+    if value is None or not value.isdigit() or len(value) > 6:
+        return default
+    return int(value) if low <= int(value) <= high else default
+
+
 def board_page(request: HttpRequest, slug: str) -> HttpResponse:
+    view = request.GET.get("view", "")
+    return render_board(request, slug, view=view if view in PAGE_VIEWS else "")
+
+
+@embeddable
+def board_embed(request: HttpRequest, slug: str) -> HttpResponse:
+    """The compact board other sites may frame (settings.LIVE_EMBED_ORIGINS)."""
+    return render_board(request, slug, view="embed")
+
+
+def render_board(request: HttpRequest, slug: str, *, view: str) -> HttpResponse:
     try:
         board = selectors.board_for(slug=slug, user=request.user)
     except BoardUnavailable as refusal:
         return refused_page(request, refusal)
     snapshot = selectors.board_snapshot(board_id=board.pk)
-    context = {"board": board, "snapshot": snapshot, "close_codes": PAGE_CLOSE_CODES}
+    options = view_options(request.GET, view=view, user=request.user)
+    top = options["top"]
+    context = {
+        "board": board,
+        "snapshot": snapshot,
+        "players": snapshot["players"][:top] if top else snapshot["players"],
+        "close_codes": PAGE_CLOSE_CODES,
+        "view": view,
+        "rendered_at": timezone.now(),
+        **options,
+    }
     return render(request, "live/board.html", context)
+
+
+def view_options(query: QueryDict, *, view: str, user) -> dict:
+    """`top` (overlay: 10 by default; embed: all unless given) and a tv view's rotation."""
+    default_top = 10 if view == "overlay" else None
+    top = (
+        bounded(query.get("top"), low=1, high=100, default=default_top)
+        if view in {"overlay", "embed"}
+        else None
+    )
+    rotation: list[str] = []
+    if view == "tv" and query.get("boards"):
+        asked = [slug for slug in query["boards"].split(",") if SLUG.fullmatch(slug)][:MAX_ROTATION]
+        rotation = selectors.watchable_slugs(asked, user=user)
+    every = bounded(query.get("every"), low=5, high=3600, default=20)
+    return {"top": top, "rotation": rotation, "every": every}
 
 
 def board_api(request: HttpRequest, slug: str) -> JsonResponse:

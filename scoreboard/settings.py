@@ -6,6 +6,7 @@ See README.md, "Configuration", for every variable.
 """
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -35,6 +36,21 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+origin_pattern = re.compile(
+    r"https?://(\*\.)?([a-z0-9-]+\.)*[a-z0-9-]+(:\d{1,5})?|https?://\[[0-9a-f:.]+\](:\d{1,5})?"
+)
+
+
+def env_origins(name: str) -> list[str]:
+    """Web origins (scheme://host[:port]; a host may start with `*.`), comma-separated. Checked,
+    because they go into a response header."""
+    origins = env_list(name, "")
+    for origin in origins:
+        if not origin_pattern.fullmatch(origin.lower()):
+            raise ImproperlyConfigured(f"{name} lists origins like https://example.com; got {origin!r}.")
+    return origins
 
 
 def env_number(name: str, default: float, kind: type = int) -> float:
@@ -115,6 +131,10 @@ SECURE_CSP = {
     "form-action": ["'self'"],
     "frame-ancestors": ["'none'"],
 }
+
+# Origins whose pages may frame /boards/<slug>/embed/ (and no other page), e.g.
+# "https://club.example,https://*.league.example". Empty: no one may.
+LIVE_EMBED_ORIGINS = env_origins("LIVE_EMBED_ORIGINS")
 
 ROOT_URLCONF = "scoreboard.urls"
 

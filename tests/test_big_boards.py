@@ -152,8 +152,8 @@ Element.prototype.animate = function (...args) {
 };
 """
 STANDINGS_JS = """() => Array.from(
-    document.querySelectorAll(".standings tbody tr"),
-    (row) => Array.from(row.cells, (cell) => cell.textContent),
+    document.querySelectorAll(".standings tbody.ranking tr"),
+    (row) => ["rank", "name", "score"].map((field) => row.querySelector(`[data-field=${field}]`).textContent),
 )"""
 
 

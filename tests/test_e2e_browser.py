@@ -51,8 +51,8 @@ new MutationObserver((records) => {
 }).observe(document, { subtree: true, attributeFilter: ["data-connection-state"] });
 """
 STANDINGS_JS = """() => Array.from(
-    document.querySelectorAll(".standings tbody tr"),
-    (row) => Array.from(row.cells, (cell) => cell.textContent),
+    document.querySelectorAll(".standings tbody.ranking tr"),
+    (row) => ["rank", "name", "score"].map((field) => row.querySelector(`[data-field=${field}]`).textContent),
 )"""
 
 

@@ -73,6 +73,8 @@ def admin_and_site_urls(board: Board, player: Player) -> list[str]:
     return [
         "/",
         f"/boards/{board.slug}/",
+        f"/boards/{board.slug}/?view=tv",
+        f"/boards/{board.slug}/?view=overlay&top=3",
         "/accounts/login/",
         "/admin/",
         "/admin/live/board/",

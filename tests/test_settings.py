@@ -60,3 +60,26 @@ def test_redis_url_switches_to_channels_redis(settings):
     assert core["CONFIG"]["group_expiry"] == 99 and core["CONFIG"]["capacity"] >= 1000
     pubsub = redis_channel_layer(redis_url="redis://h:1/0", kind="pubsub", group_expiry=99)
     assert pubsub["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+
+
+@pytest.mark.parametrize(
+    "origins",
+    ["https://ok.example,https://evil.example; script-src *", "club.example", "https://club.example/path"],
+)
+def test_embed_origins_must_be_origins(origins):
+    """They go into a Content-Security-Policy header: nothing else may get in with them."""
+    result = django_setup({"DJANGO_DEBUG": "1", "LIVE_EMBED_ORIGINS": origins})
+    assert result.returncode != 0 and "LIVE_EMBED_ORIGINS lists origins" in result.stderr
+
+
+def test_embed_origins_are_read_from_the_environment():
+    code = (
+        "import django; django.setup(); from django.conf import settings; print(settings.LIVE_EMBED_ORIGINS)"
+    )
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "scoreboard.settings", "DJANGO_ENV_FILE": ""}
+    env |= {
+        "DJANGO_DEBUG": "1",
+        "LIVE_EMBED_ORIGINS": "https://club.example, http://[::1]:8080,https://*.x.example",
+    }
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.stdout.strip() == "['https://club.example', 'http://[::1]:8080', 'https://*.x.example']"

@@ -23,7 +23,9 @@ def test_the_board_page_renders_the_standings_without_javascript(client, players
     assert response.status_code == 200
     rows = [html.index(f'data-player-id="{p.pk}"') for p in players]
     assert rows == sorted(rows), "rows are in rank order"
-    assert '<td data-field="rank">2</td>\n        <td data-field="name">Cy</td>' in html
+    cy = re.search(rf'<tr data-player-id="{players[2].pk}"[^>]*>(.*?)</tr>', html, re.S).group(1)
+    assert '<span data-field="rank">2</span>' in cy
+    assert '<th scope="row" class="col-name"><span data-field="name">Cy</span></th>' in cy
     players[0].board.refresh_from_db()
     assert f'data-version="{players[0].board.version}"' in html
     assert 'data-ws-path="/ws/boards/finals/"' in html
@@ -83,3 +85,71 @@ def test_the_index_costs_one_query_however_many_boards(client, django_assert_num
         html = client.get("/").content.decode()
     assert html.count('class="board-link"') == 30
     assert "Leader: <strong>Solo</strong> (29)" in html
+
+
+# --- views of a board: tv, overlay, embed ----------------------------------------------
+
+
+def rendered_rows(html: str) -> list[str]:
+    return re.findall(r'<span data-field="name">([^<]+)</span>', html)
+
+
+def test_the_tv_view_has_no_site_header_and_says_so_to_the_page(client, players):
+    html = client.get("/boards/finals/?view=tv").content.decode()
+    assert '<html lang="en" data-view="tv">' in html
+    assert 'class="site-header"' not in html and 'type="search"' not in html
+    assert rendered_rows(html) == ["Ada", "Bob", "Cy", "Dee"]
+
+
+def test_an_unknown_view_is_the_page_itself(client, players):
+    html = client.get("/boards/finals/?view=<script>").content.decode()
+    assert '<html lang="en">' in html and 'class="site-header"' in html and 'type="search"' in html
+
+
+@pytest.mark.parametrize(("query", "rows"), [("", 4), ("&top=2", 2), ("&top=0", 4), ("&top=x", 4)])
+def test_the_overlay_shows_the_top_n(client, players, query, rows):
+    html = client.get(f"/boards/finals/?view=overlay{query}").content.decode()
+    assert '<html lang="en" data-view="overlay">' in html and 'class="site-header"' not in html
+    assert rendered_rows(html) == ["Ada", "Bob", "Cy", "Dee"][:rows]
+    assert f'data-top="{2 if rows == 2 else 10}"' in html
+
+
+def test_a_tv_rotation_keeps_only_boards_the_viewer_may_watch(client, board):
+    Board.objects.create(name="Semis", slug="semis")
+    Board.objects.create(name="Secret", slug="secret", is_public=False)
+    html = client.get(
+        "/boards/finals/?view=tv&boards=semis,nope,secret,finals,semis,<x>&every=7"
+    ).content.decode()
+    assert 'data-rotation="semis,finals"' in html and 'data-every="7"' in html
+
+
+@pytest.mark.parametrize(("every", "expected"), [("4", "20"), ("3601", "20"), ("soon", "20"), ("60", "60")])
+def test_a_tv_rotation_period_stays_within_bounds(client, board, every, expected):
+    html = client.get(f"/boards/finals/?view=tv&boards=finals&every={every}").content.decode()
+    assert f'data-every="{expected}"' in html
+
+
+def test_only_the_embed_may_be_framed_and_only_by_the_configured_origins(client, players, settings):
+    settings.LIVE_EMBED_ORIGINS = ["https://club.example", "https://*.league.example"]
+    embed = client.get("/boards/finals/embed/")
+    assert embed.status_code == 200
+    assert "X-Frame-Options" not in embed
+    policy = embed["Content-Security-Policy"]
+    assert "frame-ancestors https://club.example https://*.league.example" in policy
+    assert "script-src 'self'" in policy and "'none';" not in policy.split("frame-ancestors")[1]
+    assert '<html lang="en" data-view="embed">' in embed.content.decode()
+    for url in ["/", "/boards/finals/", "/boards/finals/?view=tv", "/api/boards/finals/"]:
+        response = client.get(url)
+        assert response["X-Frame-Options"] == "DENY", url
+        assert "frame-ancestors 'none'" in response["Content-Security-Policy"], url
+
+
+def test_without_embed_origins_nobody_may_frame_the_embed(client, players, settings):
+    settings.LIVE_EMBED_ORIGINS = []
+    assert "frame-ancestors 'none'" in client.get("/boards/finals/embed/")["Content-Security-Policy"]
+
+
+def test_the_embed_of_a_private_board_follows_the_boards_rules(client, db):
+    Board.objects.create(name="Secret", slug="secret", is_public=False)
+    assert client.get("/boards/secret/embed/").status_code == 403
+    assert client.get("/boards/nope/embed/").status_code == 404

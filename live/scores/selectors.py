@@ -57,6 +57,12 @@ def board_list(user) -> list[Board]:
     return sorted(boards, key=lambda board: (natural_key(board.name), board.name, board.slug))
 
 
+def watchable_slugs(slugs: list[str], *, user) -> list[str]:
+    """Those of `slugs` that name boards `user` may watch, in the given order, once each."""
+    existing = set(visible_boards(user).filter(slug__in=slugs).values_list("slug", flat=True))
+    return list(dict.fromkeys(slug for slug in slugs if slug in existing))
+
+
 def is_visible(*, public: bool, may_view_private: bool) -> bool:
     """The rule itself: a public board to anyone, a private one with the permission."""
     return public or may_view_private
