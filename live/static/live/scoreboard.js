@@ -63,7 +63,8 @@ function element(tag, attributes = {}) {
 function makeRow(id) {
   const row = element("tr", { "data-player-id": String(id) });
   const rank = element("td", { class: "col-rank" });
-  rank.append(element("span", { "data-field": "rank" }));
+  rank.append(element("div", { class: "place" }));
+  rank.firstChild.append(element("span", { "data-field": "rank" }));
   const name = element("th", { class: "col-name", scope: "row" });
   name.append(element("span", { "data-field": "name" }));
   const score = element("td", { class: "col-score" });
