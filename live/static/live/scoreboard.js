@@ -465,8 +465,9 @@ function connectWebSocket() {
       setConnectionState("reconnecting");
     }
     if (link.stream === null && link.failedOpens >= FAILED_OPENS_BEFORE_SSE) link.stream = readEventStream();
-    // While the page reads an event stream, WebSockets are retried in the background.
-    const cap = link.stream ? BACKGROUND_RETRY_CAP_MS : RECONNECT_CAP_MS;
+    // While the page reads an event stream, WebSockets are retried in the background, more
+    // slowly; while nothing works (the server is down?) both are retried at the usual pace.
+    const cap = link.active === "sse" ? BACKGROUND_RETRY_CAP_MS : RECONNECT_CAP_MS;
     setTimeout(connectWebSocket, backOff(link.attempt++, cap));
   });
 }
