@@ -14,6 +14,9 @@ says when it can go:
   that stops reading makes Twisted buffer every later frame in the server's memory. Once a
   socket's unsent bytes pass `limit` (plus its largest single message, e.g. a big board's
   snapshot) it is closed with 1013 (docs/BENCHMARKS.md).
+- **The same cap for event streams.** A Server-Sent Events response (live/delivery/events.py)
+  is written through Daphne's HTTP protocol, which has no back-pressure either: a stream
+  whose unsent bytes pass the same limit is dropped (the client resumes with Last-Event-ID).
 - **Inbound-only message size.** `--websocket-max-message-size` becomes autobahn's
   `maxMessagePayloadSize`, which autobahn checks in `sendMessage()` too: the 4 KiB we allow
   spectators capped every snapshot at about 80 players. The limit is lifted while a send
@@ -38,6 +41,7 @@ SHUTDOWN_GRACE = 2.0
 def install(*, send_buffer_limit: int, shutdown_grace: float = SHUTDOWN_GRACE) -> None:
     """Patch Daphne's WebSocket protocol and factory, once; 0 disables the send-buffer cap."""
     try:
+        from daphne.http_protocol import WebRequest
         from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
         from twisted.internet import reactor
         from twisted.internet.interfaces import IPushProducer
@@ -69,7 +73,32 @@ def install(*, send_buffer_limit: int, shutdown_grace: float = SHUTDOWN_GRACE) -
         def stopProducing(self) -> None:  # noqa: N802
             pass
 
+    @implementer(IPushProducer)
+    class StreamGuard:
+        """The SendBufferGuard of an event stream: the request's producer, paused by Twisted's
+        HTTP channel when the transport holds more than `bufferSize` unsent bytes."""
+
+        def __init__(self, request) -> None:
+            self.request = request
+            self.dropped = False
+
+        def pauseProducing(self) -> None:  # noqa: N802 - Twisted's name
+            channel = self.request.channel
+            if self.dropped or channel is None or channel.transport is None:
+                return
+            self.dropped = True
+            logger.warning("closing an event stream that stopped reading (%s)", self.request.client_addr)
+            # Its backlog goes with it; the client reconnects and resumes from its last event.
+            channel.transport.abortConnection()
+
+        def resumeProducing(self) -> None:  # noqa: N802
+            pass
+
+        def stopProducing(self) -> None:  # noqa: N802
+            pass
+
     servers: list = []
+    handle_reply = WebRequest.handle_reply
     factory_init = WebSocketFactory.__init__
     on_open = WebSocketProtocol.onOpen
     server_close = WebSocketProtocol.serverClose
@@ -113,6 +142,22 @@ def install(*, send_buffer_limit: int, shutdown_grace: float = SHUTDOWN_GRACE) -
             self.transport.bufferSize = max(self.transport.bufferSize, send_buffer_limit + size)
         return server_send(self, content, binary)
 
+    def guarded_reply(self, message):
+        if send_buffer_limit > 0 and self.channel is not None and not self.finished:
+            if message["type"] == "http.response.start" and _is_event_stream(message):
+                self.channel.transport.bufferSize = send_buffer_limit
+                self.registerProducer(StreamGuard(self), True)
+                self.stream_guarded = True
+            elif message["type"] == "http.response.body" and self.stream_guarded:
+                size = len(message.get("body", b""))
+                if size > send_buffer_limit:  # one big event (a snapshot) is not a backlog
+                    transport = self.channel.transport
+                    transport.bufferSize = max(transport.bufferSize, send_buffer_limit + size)
+                if not message.get("more_body", False):
+                    self.unregisterProducer()
+                    self.stream_guarded = False
+        return handle_reply(self, message)
+
     @functools.wraps(send_message)
     def sendMessage(self, *args, **kwargs):  # noqa: N802 - autobahn's name
         inbound_limit, self.maxMessagePayloadSize = self.maxMessagePayloadSize, 0
@@ -123,6 +168,8 @@ def install(*, send_buffer_limit: int, shutdown_grace: float = SHUTDOWN_GRACE) -
 
     if "maxMessagePayloadSize" not in getattr(WebSocketProtocol, "CONFIG_ATTRS", ()):
         logger.warning("autobahn has no maxMessagePayloadSize any more: check its send limit")
+    WebRequest.handle_reply = guarded_reply
+    WebRequest.stream_guarded = False
     WebSocketFactory.__init__ = __init__
     WebSocketProtocol.onOpen = onOpen
     WebSocketProtocol.serverClose = serverClose
@@ -131,6 +178,13 @@ def install(*, send_buffer_limit: int, shutdown_grace: float = SHUTDOWN_GRACE) -
     WebSocketProtocol.lagging = False
     WebSocketProtocol.send_buffer_limit = send_buffer_limit
     WebSocketProtocol.scoreboard_installed = True
+
+
+def _is_event_stream(message: dict) -> bool:
+    return any(
+        name.lower() == b"content-type" and value.startswith(b"text/event-stream")
+        for name, value in message.get("headers", [])
+    )
 
 
 def _going_away(server, grace: float):
