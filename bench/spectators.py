@@ -2,6 +2,7 @@
 
 Commands are JSON lines; each gets one JSON line back:
   {"cmd": "open", "urls": [...], "count": n, "concurrency": c}   open n more spectators
+      (URLs starting http:// open Server-Sent Events streams instead of WebSockets)
   {"cmd": "collect", "commits": [[version, time], ...], "timeout": s}
       wait until every spectator has the last version (or the timeout), then report
       latencies (receipt time - commit time) and any gap, duplicate or out-of-order frame
@@ -38,6 +39,54 @@ def frame_version(text: str) -> tuple[int | None, bool]:
     return message.get("version"), message.get("type") == "snapshot"
 
 
+class EventStream:
+    """A Server-Sent Events stream over one HTTP/1.1 connection (asyncio streams, chunked body):
+    iterating it yields each event's data; `close_code` is set once the stream has ended."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.close_code: int | None = None
+        self._events = self._read()
+
+    @classmethod
+    async def connect(cls, url: str) -> "EventStream":
+        host, _, rest = url.removeprefix("http://").partition("/")
+        name, _, port = host.partition(":")
+        reader, writer = await asyncio.open_connection(name, int(port or 80), limit=1 << 22)
+        request = f"GET /{rest} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
+        writer.write(request.encode())
+        status = await reader.readline()
+        if b" 200 " not in status:
+            raise ConnectionError(status.decode(errors="replace").strip())
+        while (await reader.readline()) not in (b"\r\n", b""):
+            pass  # headers: the body is chunked (Daphne sends no length for a stream)
+        return cls(reader, writer)
+
+    async def recv(self) -> str:
+        return await anext(self._events)
+
+    def __aiter__(self):
+        return self._events
+
+    async def _read(self):
+        data, buffer = None, b""
+        try:
+            while size := int((await self.reader.readline()).strip() or b"0", 16):
+                buffer += (await self.reader.readexactly(size + 2))[:-2]
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.startswith(b"data: "):
+                        data = line[6:].decode()
+                    elif line == b"" and data is not None:
+                        yield data
+                        data = None
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.close_code = 1000
+            self.writer.close()
+
+
 class Spectator:
     def __init__(self, harness: "Harness") -> None:
         self.harness = harness
@@ -46,9 +95,12 @@ class Spectator:
         self.closed_code: int | None = None
 
     async def open(self, url: str) -> None:
-        self.websocket = await connect(
-            url, origin="http://localhost", open_timeout=60, ping_interval=None, max_queue=None
-        )
+        if url.startswith("http://"):
+            self.websocket = await EventStream.connect(url)
+        else:
+            self.websocket = await connect(
+                url, origin="http://localhost", open_timeout=60, ping_interval=None, max_queue=None
+            )
         snapshot = json.loads(await asyncio.wait_for(self.websocket.recv(), 60))
         self.version = snapshot["version"]
 

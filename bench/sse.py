@@ -1,0 +1,148 @@
+"""Server-Sent Events against WebSockets: memory per spectator and fan-out latency at N = 1,000.
+
+    python -m bench.sse          about 2 minutes on 2 cores; not part of `make bench`
+
+For each transport in turn, twice (WebSocket, SSE, WebSocket, SSE), a fresh Daphne (as in
+bench/run.py: a listen backlog of 4,096; Redis PubSub) and 4 client processes
+(bench/spectators.py: `websockets` connections, or raw HTTP/1.1 streams for SSE) holding N
+spectators of the demo board. Measured as in bench/run.py: server RSS per connection after
+the N connections are open, and commit-to-receipt latency of 20 ORM changes 0.3 s apart for
+every spectator. Writes bench/results/<name>.json and, unless --no-docs, the SSE block of
+docs/BENCHMARKS.md.
+"""
+
+import argparse
+import os
+import platform
+import signal
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from bench.run import (
+    DOC,
+    RESULTS,
+    Servers,
+    collect,
+    delivery,
+    open_spectators,
+    save,
+    start_clients,
+    start_writer,
+    summary,
+)
+from harness.servers import RedisServer, manage, server_env
+
+BLOCK_START, BLOCK_END = "<!-- bench:sse:start -->", "<!-- bench:sse:end -->"
+CHANGES, INTERVAL = 20, 0.3
+
+
+def run_transport(transport: str, n: int, tmp: Path, redis: RedisServer) -> dict:
+    with ExitStack() as stack:
+        servers = Servers(stack, tmp, "pubsub", 1, redis)
+        if transport == "sse":
+            servers.urls = [s.http_url + "/events/boards/demo/" for s in servers.servers]
+        writer = start_writer(stack, servers, tmp)
+        clients = start_clients(stack, tmp)
+        baseline = servers.rss()
+        setup = open_spectators(clients, servers.urls, n)
+        time.sleep(1)  # let the last snapshots leave the server's buffers
+        rss = servers.rss()
+        cpu0, wall0 = servers.cpu(), time.monotonic()
+        commits = writer.ask({"count": CHANGES, "interval": INTERVAL})["commits"]
+        result = collect(clients, commits, timeout=30 + n / 500)
+        cpu, wall = servers.cpu() - cpu0, time.monotonic() - wall0
+    row = {
+        "transport": transport,
+        "n": n,
+        "connected": setup["opened"],
+        "connect_failures": setup["failed"],
+        "setup_per_s": setup["opened"] / setup["seconds"],
+        "rss_mb": rss / 2**20,
+        "rss_per_conn_kb": (rss - baseline) / n / 1024,
+        "server_cpu_pct": 100 * cpu / wall,
+        **summary(result["latencies"]),
+        **delivery(result),
+    }
+    print(
+        f"{transport:>9} N={n}: p50 {row['p50_ms']:.1f} p95 {row['p95_ms']:.1f} p99 {row['p99_ms']:.1f} "
+        f"max {row['max_ms']:.1f} ms; delivered {row['delivered']}/{row['expected']}; "
+        f"RSS {row['rss_mb']:.0f} MB ({row['rss_per_conn_kb']:.1f} KB/conn); "
+        f"setup {row['setup_per_s']:.0f}/s; CPU {row['server_cpu_pct']:.0f}%",
+        flush=True,
+    )
+    return row
+
+
+def run(*, n: int, rounds: int) -> dict:
+    results = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "loadavg_start": "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg()),
+        "changes": CHANGES,
+        "interval_s": INTERVAL,
+        "rows": [],
+    }
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-sse-")))
+        redis = RedisServer(tmp).start()
+        stack.callback(redis.stop)
+        env = server_env(database_url=f"sqlite:///{tmp / 'db.sqlite3'}")
+        manage("migrate", "--noinput", env=env)
+        manage("seed_demo", env=env)
+        for _ in range(rounds):
+            for transport in ("websocket", "sse"):
+                results["rows"].append(run_transport(transport, n, tmp, redis))
+    return results
+
+
+def block(results: dict) -> str:
+    lines = [
+        f"Run: {results['started']}, {results['machine']['cpus']} CPUs, Python "
+        f"{results['machine']['python']}, load average at start {results['loadavg_start']}. A fresh Daphne "
+        f"per row, Redis PubSub, the demo board, {results['changes']} changes {results['interval_s']} s "
+        "apart, 4 client processes; rows in the order run.",
+        "",
+        "| transport | N | p50 ms | p95 ms | p99 ms | max ms | delivered | RSS per spectator "
+        "| set-up | server CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results["rows"]:
+        lines.append(
+            f"| {'Server-Sent Events' if row['transport'] == 'sse' else 'WebSocket'} | {row['n']:,} "
+            f"| {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['p99_ms']:.1f} | {row['max_ms']:.1f} "
+            f"| {row['delivered']:,}/{row['expected']:,} | {row['rss_per_conn_kb']:.1f} KB "
+            f"| {row['setup_per_s']:.0f}/s | {row['server_cpu_pct']:.0f} % |"
+        )
+    return "\n".join(lines)
+
+
+def write_docs(results: dict) -> None:
+    text = DOC.read_text()
+    head, rest = text.split(BLOCK_START, 1)
+    _, tail = rest.split(BLOCK_END, 1)
+    DOC.write_text(f"{head}{BLOCK_START}\n{block(results)}\n{BLOCK_END}{tail}")
+    print(f"updated {DOC}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=1000, help="spectators per run (default 1,000)")
+    parser.add_argument("--rounds", type=int, default=2, help="WebSocket then SSE, this many times")
+    parser.add_argument("--name", default="sse", help="results file name (default: sse)")
+    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: no server outlives the run
+    started = time.monotonic()
+    results = run(n=args.n, rounds=args.rounds)
+    results["seconds"] = time.monotonic() - started
+    save(results, args.name)
+    print(f"wrote {RESULTS / f'{args.name}.json'} in {results['seconds']:.0f} s")
+    if not args.no_docs:
+        write_docs(results)
+
+
+if __name__ == "__main__":
+    main()
