@@ -131,6 +131,11 @@ def test_a_change_shows_arrows_the_delta_and_a_highlight_that_lasts_over_2s(serv
     )
     assert (barbara["rank"], barbara["direction"], barbara["podium"]) == ("7", "down", "")
     assert [page.evaluate(ROW_JS, name)["podium"] for name in ("Grace", "Linus")] == ["3", ""]
+    pills = page.evaluate(
+        "() => [...document.querySelectorAll('tbody.ranking [data-field=rank]')].slice(0, 4)"
+        ".map((rank) => getComputedStyle(rank).backgroundColor)"
+    )
+    assert len(set(pills[:3])) == 3 and pills[3] == "rgba(0, 0, 0, 0)", f"gold, silver, bronze, none: {pills}"
     # Visible across a room: the changed row is still highlighted, solid, 2 s later; gone by 3.5 s.
     held = page.evaluate(HIGHLIGHT_AFTER_JS, ["Radia", 2000])
     assert held["changed"] and held["background"] == LIGHT_FLASH, held
