@@ -85,9 +85,9 @@ test-django6:
 	.venv-django6/bin/python -m django --version; \
 	.venv-django6/bin/python -m pytest -q -p no:cacheprovider -m "not e2e and not faults"
 
-# Re-takes docs/img/scoreboard.png (needs chromium and redis-server).
+# Re-takes docs/img/scoreboard-{phone,laptop,tv}.png (needs chromium and redis-server).
 screenshot: $(VENV)/.dev
-	$(BIN)/python -m harness.screenshot docs/img/scoreboard.png
+	$(BIN)/python -m harness.screenshot docs/img
 
 # redis-server and chromium, installed with apt-get when missing (as root).
 system-packages:
