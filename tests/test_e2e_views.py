@@ -228,6 +228,17 @@ def ken_id(page: Page) -> int:
     return int(page.locator("tbody.ranking tr", has_text="Ken").get_attribute("data-player-id"))
 
 
+def test_the_boards_header_and_the_column_titles_stay_on_screen_when_scrolling(server, open_page):
+    add_players(server, "long", 40, name="Long league")
+    page = open_page(f"{server.http_url}/boards/long/", viewport={"width": 390, "height": 700})
+    page.mouse.wheel(0, 2000)
+    page.wait_for_function("() => scrollY > 1500")
+    bar = page.locator(".board-bar").bounding_box()
+    header = page.locator(".standings thead th").first.bounding_box()
+    assert bar["y"] == 0 and abs(header["y"] - bar["height"]) <= 1, (bar, header)
+    expect(page.locator(".board-bar [data-connection-state]")).to_be_in_viewport()
+
+
 def test_moves_of_followed_and_leading_players_are_announced_politely(server, database, open_page):
     page = open_page(f"{server.http_url}/boards/demo/")
     region = page.locator("[aria-live=polite][data-field=announcements]")
