@@ -5,7 +5,7 @@ import math
 import sys
 from pathlib import Path
 
-from bench.run import DOC, PLOT, RESULTS, TABLE_END, TABLE_START
+from bench.lab import DOC, PLOT, RESULTS, TABLE_END, TABLE_START
 
 LABELS = {
     "reference": "reference (websockets)",

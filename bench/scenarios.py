@@ -9,7 +9,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.run import Servers, collect, delivery, open_spectators, start_clients, start_writer, summary
+from bench.lab import Servers, collect, delivery, open_spectators, start_clients, start_writer, summary
 from harness.servers import RedisServer
 
 
