@@ -9,4 +9,5 @@ urlpatterns = [
     path("boards/<slug:slug>/", views.board_page, name="board"),
     path("api/boards/<slug:slug>/", views.board_api, name="board_api"),
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", health.metrics, name="metrics"),
 ]

@@ -4,7 +4,8 @@ import logging
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from live.delivery import reads
+from live.delivery import metrics, reads
+from live.delivery.daphne import SOCKET_EXTENSION
 from live.delivery.protocol import (
     CLOSE_BOARD_NOT_FOUND,
     CLOSE_TRY_AGAIN_LATER,
@@ -28,11 +29,17 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
 
     board_id: int | None = None
     may_view_private = False
+    counted = False
 
     async def connect(self) -> None:
         self.flood_guard = FloodGuard()
+        # Daphne's socket, for frames written once for all (None under another server).
+        self.socket = self.scope.get("extensions", {}).get(SOCKET_EXTENSION)
         # Accept before any close: a close before accept reaches a browser only as 1006.
         await self.accept()
+        self.counted = True
+        metrics.CONNECTS.inc()
+        metrics.CONNECTIONS.inc()
         slug = self.scope["url_route"]["kwargs"]["slug"]
         try:
             board_id, self.may_view_private = await reads.find_board(slug=slug, user=self.scope.get("user"))
@@ -48,6 +55,8 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
 
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            metrics.CONNECTIONS.dec()
         if self.board_id is not None:
             await get_relay().leave(self.board_id, self)
 

@@ -77,7 +77,7 @@ def board_snapshot(*, board_id: int, may_view_private: bool = True) -> dict[str,
 def snapshot_frame(*, board_id: int) -> Frame:
     """The board's snapshot, encoded once for every spectator allowed to see it."""
     board = _board(board_id)
-    return Frame(version=board.version, text=encode(_snapshot(board)), public=board.is_public)
+    return Frame(version=board.version, text=encode(_snapshot(board)), public=board.is_public, snapshot=True)
 
 
 def board_versions(board_ids: list[int]) -> dict[int, int]:
