@@ -4,7 +4,7 @@ import logging
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from live.delivery import metrics, reads
+from live.delivery import metrics
 from live.delivery.daphne import SOCKET_EXTENSION
 from live.delivery.protocol import (
     CLOSE_BOARD_NOT_FOUND,
@@ -42,7 +42,9 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
         metrics.CONNECTIONS.inc()
         slug = self.scope["url_route"]["kwargs"]["slug"]
         try:
-            board_id, self.may_view_private = await reads.find_board(slug=slug, user=self.scope.get("user"))
+            board_id, self.may_view_private = await get_relay().find_board(
+                slug=slug, user=self.scope.get("user")
+            )
         except BoardUnavailable as refusal:
             await self.close(code=close_code_for(refusal))
             return

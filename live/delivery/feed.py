@@ -62,6 +62,9 @@ class BoardFeed:
     def __init__(self, board_id: int, reads: Reads) -> None:
         self.board_id = board_id
         self.reads = reads
+        # As of the newest frame: unknown (and so asked of the database) until one is seen.
+        self.slug = ""
+        self.public = False
         # The newest version passed on. Spectators in step hold exactly it; a spectator whose
         # snapshot is newer waits, ahead, for the feed to reach its version.
         self.version = 0
@@ -141,6 +144,7 @@ class BoardFeed:
             raise BoardGone
         if snapshot.version >= self.version:
             self._snapshot = snapshot
+            self._learn(snapshot)
         return snapshot
 
     # Updates pass through.
@@ -163,6 +167,7 @@ class BoardFeed:
 
     async def _pass_on(self, frame: Frame) -> None:
         self.version = frame.version
+        self._learn(frame)
         for waiting in self.joining.values():
             waiting.append(frame)
         # Spectators whose snapshot holds this version are in step from the next one; those
@@ -189,6 +194,11 @@ class BoardFeed:
         metrics.FRAMES.labels("update", "direct").inc(direct)
         metrics.FRAMES.labels("update", "asgi").inc(len(self.in_step) - direct)
         self.in_step.update(caught_up)
+
+    def _learn(self, frame: Frame) -> None:
+        """The board's slug and visibility as of its newest frame (Relay.find_board)."""
+        if frame.slug:
+            self.slug, self.public = frame.slug, frame.public
 
     @staticmethod
     def _may_see(spectator: Spectator, frame: Frame) -> bool:

@@ -74,6 +74,7 @@ class Frame:
     # Relays hold a private board's frames back from spectators not allowed to see it.
     public: bool
     snapshot: bool = False
+    slug: str = ""  # the board's slug as of this version (relays look watched boards up by it)
     # The message framed once, by the first socket that sends it (live/delivery/daphne.py).
     _prepared: object = field(default=None, repr=False)
 

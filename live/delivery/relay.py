@@ -47,6 +47,18 @@ class Relay:
     def live(self) -> bool:
         return self.heartbeat.live
 
+    async def find_board(self, *, slug: str, user) -> tuple[int, bool]:
+        """(board id, may the user view private boards) or BoardUnavailable.
+
+        An anonymous spectator of a public board already watched here needs no database: the
+        feed knows the board's slug and whether it is public as of its newest version.
+        """
+        if user is None or not user.is_authenticated:
+            feed = next((f for f in self.feeds.values() if f.slug == slug), None)
+            if feed is not None and feed.public:
+                return feed.board_id, False
+        return await reads.find_board(slug=slug, user=user)
+
     async def watch(self, board_id: int, spectator: Spectator) -> None:
         """Route the board's updates here, then send the spectator its snapshot and updates."""
         async with self._membership:
@@ -140,7 +152,10 @@ class Relay:
         if message["type"] == UPDATE:
             received = time.perf_counter()
             frame = Frame(
-                version=message["version"], text=message["text"], public=message.get("public", True)
+                version=message["version"],
+                text=message["text"],
+                public=message.get("public", True),
+                slug=message.get("slug", ""),
             )
             if await feed.deliver(frame):
                 metrics.FANOUT.observe(time.perf_counter() - received)
