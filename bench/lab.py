@@ -6,10 +6,12 @@ Shared by bench/run.py (the fan-out benchmark), bench/scenarios.py and bench/big
 import json
 import os
 import resource
+import shutil
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from contextlib import ExitStack, closing
 from pathlib import Path
 
@@ -30,13 +32,23 @@ TABLE_START, TABLE_END = "<!-- bench:table:start -->", "<!-- bench:table:end -->
 CLIENT_PROCESSES = 4
 CONNECT_CONCURRENCY = 32  # per client process: 128 handshakes in flight
 ADMIN_PASSWORD = "bench-only-admin-password"
-# (layer, Daphne processes); "reference" is the websockets-only server.
+# (layer, Daphne processes): "reference" is the websockets-only server, "socketio" Socket.IO
+# 4 on Node; "pubsub-asgi" is ours with LIVE_DIRECT_SEND=0 (the ASGI send path, as before).
 # A board whose every update is large, so a stalled reader fills its buffers in seconds.
 WIDE_BOARD = (
     "from live.models import Board, Player; b = Board.objects.create(name='Wide', slug='wide'); "
     "Player.objects.bulk_create(Player(board=b, name=f'p{i:03}', score=i) for i in range(500))"
 )
-CONFIGS = [("reference", 1), ("inmemory", 1), ("pubsub", 1), ("pubsub", 2), ("core", 1), ("core", 2)]
+CONFIGS = [
+    ("reference", 1),
+    ("socketio", 1),
+    ("inmemory", 1),
+    ("pubsub", 1),
+    ("pubsub-asgi", 1),
+    ("pubsub", 2),
+    ("core", 1),
+    ("core", 2),
+]
 
 
 def changes_for(n: int) -> tuple[int, float]:
@@ -106,6 +118,17 @@ class BenchDaphne(DaphneProcess):
             self.args[self.args.index("daphne")] = "bench.daphne_uvloop"
 
 
+def node_with_socketio() -> str:
+    """Node, with bench/socketio's packages installed from the npm registry on first use."""
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("the Socket.IO reference needs Node.js (Debian: apt-get install nodejs npm)")
+    folder = ROOT / "bench" / "socketio"
+    if not (folder / "node_modules" / "socket.io").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=folder, check=True)
+    return node
+
+
 class Servers:
     """The server side of one configuration: its processes, their URLs and a writer."""
 
@@ -120,7 +143,22 @@ class Servers:
         board: str = "demo",
     ) -> None:
         self.servers: list[Process] = []
-        if layer == "reference":
+        self.daphnes: list[DaphneProcess] = []
+        if layer.endswith("-asgi"):  # our server with the per-spectator ASGI send (before the seam)
+            layer, extra_env = layer.removesuffix("-asgi"), {**(extra_env or {}), "LIVE_DIRECT_SEND": "0"}
+        if layer == "socketio":
+            port = free_port()
+            server = Process(
+                [node_with_socketio(), str(ROOT / "bench" / "socketio" / "server.js"), str(port)],
+                log=tmp / f"socketio-{port}.log",
+                port=port,
+            )
+            self.servers.append(server.start())
+            stack.callback(server.stop)
+            self.urls = [f"sio+ws://127.0.0.1:{port}/"]
+            self.writer_args = ["reference", self.urls[0]]
+            self.env = dict(os.environ)
+        elif layer == "reference":
             port = free_port()
             server = Process(
                 [sys.executable, "-m", "bench.reference_server", str(port)],
@@ -146,6 +184,7 @@ class Servers:
             for _ in range(processes):
                 daphne = BenchDaphne(env=self.env, tmp_path=tmp)
                 self.servers.append(daphne.start())
+                self.daphnes.append(daphne)
                 stack.callback(daphne.stop)
             self.urls = [s.ws_url + f"/ws/boards/{board}/" for s in self.servers]
             if layer == "inmemory":
@@ -162,9 +201,36 @@ class Servers:
         from websockets.sync.client import connect
 
         for url in self.urls:
+            if url.startswith("sio+"):
+                continue  # Node has nothing to import lazily
             with connect(url, origin="http://localhost", open_timeout=30) as websocket:
                 websocket.recv(timeout=30)
         time.sleep(0.5)  # let the disconnect be processed before the baseline memory reading
+
+    def fanout(self) -> dict:
+        """The relays' own account (/metrics): fan-outs, frames and seconds spent, all processes."""
+        totals = {
+            "fanouts": 0.0,
+            "fanout_seconds": 0.0,
+            "update_frames": 0.0,
+            "catch_ups": 0.0,
+            "resyncs": 0.0,
+        }
+        for daphne in self.daphnes:
+            with urllib.request.urlopen(daphne.http_url + "/metrics", timeout=10) as response:
+                for line in response.read().decode().splitlines():
+                    name, _, value = line.rpartition(" ")
+                    if name == "scoreboard_fanout_seconds_count":
+                        totals["fanouts"] += float(value)
+                    elif name == "scoreboard_fanout_seconds_sum":
+                        totals["fanout_seconds"] += float(value)
+                    elif name.startswith('scoreboard_frames_sent_total{kind="update"'):
+                        totals["update_frames"] += float(value)
+                    elif name == "scoreboard_catch_ups_total":
+                        totals["catch_ups"] += float(value)
+                    elif name.startswith("scoreboard_resyncs_total"):
+                        totals["resyncs"] += float(value)
+        return totals
 
     def rss(self) -> int:
         return sum(p.memory_info().rss for p in self.processes)
@@ -183,10 +249,10 @@ def board_players(tmp: Path, slug: str) -> list:
         return db.execute(query, (slug,)).fetchall()
 
 
-def start_writer(stack: ExitStack, servers: Servers, tmp: Path) -> LineProcess:
-    """The writer process, stopped when `stack` closes."""
+def start_writer(stack: ExitStack, servers: Servers, tmp: Path, name: str = "writer") -> LineProcess:
+    """A writer process, stopped when `stack` closes."""
     writer = LineProcess(
-        [sys.executable, "-m", "bench.writer", *servers.writer_args], servers.env, tmp / "writer.log"
+        [sys.executable, "-m", "bench.writer", *servers.writer_args], servers.env, tmp / f"{name}.log"
     )
     stack.callback(writer.stop)
     return writer
@@ -257,7 +323,9 @@ def summary(latencies: list[float]) -> dict:
     }
 
 
-def run_config(layer: str, processes: int, ns: list[int], tmp: Path, redis: RedisServer | None) -> list[dict]:
+def run_config(
+    layer: str, processes: int, ns: list[int], tmp: Path, redis: RedisServer | None, *, storm: bool = True
+) -> list[dict]:
     rows = []
     with ExitStack() as stack:
         servers = Servers(stack, tmp, layer, processes, redis)
@@ -270,11 +338,12 @@ def run_config(layer: str, processes: int, ns: list[int], tmp: Path, redis: Redi
             have = n
             rss = servers.rss()
             count, interval = changes_for(n)
-            cpu0, wall0 = servers.cpu(), time.monotonic()
+            cpu0, wall0, relays0 = servers.cpu(), time.monotonic(), servers.fanout()
             written = writer.ask({"count": count, "interval": interval})
             commits = written["commits"]
             result = collect(clients, commits, timeout=30 + n / 500)
             cpu_seconds, wall = servers.cpu() - cpu0, time.monotonic() - wall0
+            relays = {key: value - relays0[key] for key, value in servers.fanout().items()}
             print("  slowest receipt per change (ms):", result["slowest_per_change_ms"], flush=True)
             row = {
                 "layer": layer,
@@ -294,10 +363,35 @@ def run_config(layer: str, processes: int, ns: list[int], tmp: Path, redis: Redi
                 "rss_per_conn_kb": (rss - baseline) / n / 1024,
                 "server_cpu_s": cpu_seconds,
                 "server_cpu_pct": 100 * cpu_seconds / wall,
+                "server_cpu_us_per_frame": 1e6 * cpu_seconds / result["delivered"]
+                if result["delivered"]
+                else None,
+                # The relays' own account: receipt -> last socket written, per fan-out and frame.
+                "fanout_ms_mean": 1000 * relays["fanout_seconds"] / relays["fanouts"]
+                if relays["fanouts"]
+                else None,
+                "server_us_per_frame": (
+                    1e6 * relays["fanout_seconds"] / relays["update_frames"]
+                    if relays["update_frames"]
+                    else None
+                ),
             }
             rows.append(row)
             print(format_row(row), flush=True)
+        if storm:
+            rows[-1]["storm"] = reconnect_storm(clients, n)
+            print(f"  reconnect storm, {n} dropped at once: {rows[-1]['storm']}", flush=True)
     return rows
+
+
+def reconnect_storm(clients: list[LineProcess], n: int) -> dict:
+    """All N spectators dropped at once; seconds until every one holds a fresh snapshot."""
+    for client in clients:
+        client.send({"cmd": "storm", "concurrency": CONNECT_CONCURRENCY})
+    replies = [client.reply() for client in clients]
+    seconds = max(r["seconds"] for r in replies)
+    reopened = sum(r["opened"] for r in replies)
+    return {"n": n, "seconds": seconds, "reopened": reopened, "failed": sum(r["failed"] for r in replies)}
 
 
 def format_row(row: dict) -> str:
@@ -308,6 +402,7 @@ def format_row(row: dict) -> str:
         f"(duplicates {row['duplicates']}, resyncs {row['resyncs']})  "
         f"RSS {row['rss_mb']:.0f} MB ({row['rss_per_conn_kb']:.1f} KB/conn)  "
         f"setup {row['setup_per_s'] or 0:.0f}/s  CPU {row['server_cpu_pct']:.0f}%"
+        + (f"  fan-out {row['server_us_per_frame']:.1f} us/frame" if row.get("server_us_per_frame") else "")
     )
 
 

@@ -9,10 +9,13 @@ from bench.lab import DOC, PLOT, RESULTS, TABLE_END, TABLE_START
 
 LABELS = {
     "reference": "reference (websockets)",
+    "socketio": "Socket.IO 4 (Node)",
     "inmemory": "in-memory",
     "pubsub": "redis PubSub",
+    "pubsub-asgi": "redis PubSub, ASGI send (before)",
     "core": "redis core",
 }
+REFERENCES = ("reference", "socketio")
 
 
 def ms(value: float) -> str:
@@ -25,26 +28,97 @@ def gaps(row: dict) -> int:
 
 
 def fanout_table(rows: list[dict]) -> str:
-    reference = {r["n"]: r for r in rows if r["layer"] == "reference"}
-    single = {(r["layer"], r["n"]): r for r in rows if r["processes"] == 1}
+    by = {(r["layer"], r["processes"], r["n"]): r for r in rows}
     lines = [
-        "| N | layer | Daphne procs | p50 ms | p95 ms | p99 ms | max ms | p99 / reference | p99 / 1 proc "
-        "| delivered | gaps | resyncs (stale) | RSS MB | RSS/conn KB | set-up /s | server CPU % |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| N | server | procs | p50 ms | p99 ms | max ms | p99 / reference | p99 / Socket.IO | p99 / 1 proc "
+        "| delivered | gaps | resyncs | RSS/conn KB | connects /s | server CPU µs/frame | fan-out µs/frame "
+        "| storm s |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in sorted(rows, key=lambda r: (r["n"], list(LABELS).index(r["layer"]), r["processes"])):
-        ref = reference.get(r["n"])
-        ratio = f"{r['p99_ms'] / ref['p99_ms']:.2f}x" if ref and r["layer"] != "reference" else "-"
-        one = single.get((r["layer"], r["n"]))
-        vs_one = f"{r['p99_ms'] / one['p99_ms']:.2f}x" if r["processes"] > 1 and one else "-"
+        ours = r["layer"] not in REFERENCES
         delivered = 100 * r["delivered"] / r["expected"] if r["expected"] else 0
+        storm = r.get("storm")
         lines.append(
-            f"| {r['n']:,} | {LABELS[r['layer']]} | {r['processes'] if r['layer'] != 'reference' else '-'} "
-            f"| {ms(r['p50_ms'])} | {ms(r['p95_ms'])} | {ms(r['p99_ms'])} | {ms(r['max_ms'])} "
-            f"| {ratio} | {vs_one} "
-            f"| {delivered:.2f}% | {gaps(r)} | {r.get('resyncs', 0)} ({r.get('duplicates', 0)}) "
-            f"| {r['rss_mb']:.0f} | {r['rss_per_conn_kb']:.1f} "
-            f"| {r['setup_per_s']:.0f} | {r['server_cpu_pct']:.0f} |"
+            f"| {r['n']:,} | {LABELS[r['layer']]} | {r['processes'] if ours else '-'} "
+            f"| {ms(r['p50_ms'])} | {ms(r['p99_ms'])} | {ms(r['max_ms'])} "
+            f"| {ratio(r, by.get(('reference', 1, r['n'])), ours)} "
+            f"| {ratio(r, by.get(('socketio', 1, r['n'])), ours)} "
+            f"| {ratio(r, by.get((r['layer'], 1, r['n'])), r['processes'] > 1)} "
+            f"| {delivered:.2f}% | {gaps(r)} | {r.get('resyncs', 0)} "
+            f"| {r['rss_per_conn_kb']:.1f} | {r['setup_per_s']:.0f} "
+            f"| {number(r.get('server_cpu_us_per_frame'))} | {number(r.get('server_us_per_frame'))} "
+            f"| {number(storm['seconds']) if storm else '-'} |"
+        )
+    return "\n".join(lines)
+
+
+def ratio(row: dict, other: dict | None, wanted: bool) -> str:
+    return f"{row['p99_ms'] / other['p99_ms']:.2f}x" if wanted and other and other["p99_ms"] else "-"
+
+
+def number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def writers_table(rows: list[dict]) -> str:
+    lines = [
+        "| writers | changes | N | p50 ms | p99 ms | delivered | gaps seen by clients | client resyncs "
+        "| relay catch-ups | relay resyncs |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['writers']} | {r['changes']} | {r['n']:,} | {ms(r['p50_ms'])} | {ms(r['p99_ms'])} "
+            f"| {r['delivered']:,}/{r['expected']:,} | {gaps(r)} | {r['resyncs']} "
+            f"| {r['relay_catch_ups']:.0f} | {r['relay_resyncs']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def targets(results: dict) -> str:
+    """Issue 10's targets, each met or not, from this run (one Daphne process, PubSub)."""
+    by = {(r["layer"], r["processes"], r["n"]): r for r in results.get("fanout", [])}
+    lines = []
+
+    def check(label: str, met: bool | None, numbers: str) -> None:
+        verdict = "n/a (not measured)" if met is None else "**met**" if met else "**not met**"
+        lines.append(f"- {label}: {verdict} ({numbers})")
+
+    for n, factor in ((1000, 1.5), (5000, 2.0), (10000, 2.5)):
+        ours, ref, sio = (by.get((layer, 1, n)) for layer in ("pubsub", "reference", "socketio"))
+        if not (ours and ref):
+            continue
+        met = ours["p99_ms"] <= factor * ref["p99_ms"] and ours["delivered"] == ours["expected"]
+        numbers = f"p99 {ms(ours['p99_ms'])} ms vs reference {ms(ref['p99_ms'])} ms"
+        if n == 1000 and sio:
+            met = met and ours["p99_ms"] <= sio["p99_ms"]
+            numbers += f" and Socket.IO {ms(sio['p99_ms'])} ms"
+        numbers += f"; delivered {ours['delivered']:,}/{ours['expected']:,}"
+        label = f"{n:,} spectators: p99 ≤ {factor}× reference" + (" and ≤ Socket.IO" if n == 1000 else "")
+        check(label, met, numbers)
+    ours = [r for r in results.get("fanout", []) if r["layer"] == "pubsub" and r["processes"] == 1]
+    if ours:
+        top = max(ours, key=lambda r: r["n"])
+        rate = top["setup_per_s"]
+        check("connects ≥ 1,000/s", rate >= 1000, f"{rate:.0f}/s at N = {top['n']:,}")
+        check(
+            "RSS ≤ 30 KB per idle connection",
+            top["rss_per_conn_kb"] <= 30,
+            f"{top['rss_per_conn_kb']:.1f} KB at N = {top['n']:,}",
+        )
+        storm = top.get("storm")
+        if storm:
+            check(
+                f"{storm['n']:,} dropped spectators all resynced ≤ 15 s",
+                storm["seconds"] <= 15 and storm["reopened"] == storm["n"],
+                f"{storm['seconds']:.1f} s, {storm['reopened']:,} reconnected",
+            )
+    for r in results.get("two_writers", []):
+        check(
+            "two writers: no resync caused by reordering",
+            r["resyncs"] == 0 and gaps(r) == 0,
+            f"{r['resyncs']} client resyncs, {gaps(r)} gaps, {r['relay_catch_ups']:.0f} relay catch-ups",
         )
     return "\n".join(lines)
 
@@ -98,6 +172,10 @@ def block(results: dict) -> str:
     ]
     if results.get("fanout"):
         parts += ["", "### Fan-out", "", fanout_table(results["fanout"])]
+    if results.get("fanout"):
+        parts += ["", "### Targets", "", targets(results)]
+    if results.get("two_writers"):
+        parts += ["", "### Two writers committing at once", "", writers_table(results["two_writers"])]
     if results.get("burst"):
         parts += ["", "### Burst", "", burst_table(results["burst"])]
     if results.get("slow"):
@@ -120,8 +198,8 @@ def plot(rows: list[dict], path: Path) -> None:
             points = sorted(
                 (r["n"], r[key]) for r in rows if (r["layer"], r["processes"]) == (layer, processes)
             )
-            label = LABELS[layer] + ("" if layer == "reference" else f" x{processes}")
-            style = "k--" if layer == "reference" else "-"
+            label = LABELS[layer] + ("" if layer in REFERENCES else f" x{processes}")
+            style = {"reference": "k--", "socketio": "k:"}.get(layer, "-")
             axis.plot([n for n, _ in points], [v for _, v in points], style, marker="o", label=label)
         axis.set_xscale("log")
         axis.set_yscale("log")

@@ -29,7 +29,7 @@ from bench.lab import (
     save,
 )
 from bench.report import write_docs
-from bench.scenarios import burst, slow_spectator
+from bench.scenarios import burst, slow_spectator, two_writers
 from harness.servers import RedisServer, manage, server_env, sqlite_database
 
 
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N <= 1,000 and a 10 s burst")
     parser.add_argument("--only", help="comma-separated layer:processes to run, e.g. pubsub:1,reference:1")
     parser.add_argument("--ns", help="comma-separated N values (overrides the default list)")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: fanout,burst,slow")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: fanout,burst,writers,slow")
     parser.add_argument("--keep", action="store_true", help="keep the logs and database (path printed)")
     parser.add_argument("--name", help="results file name (default: full or quick)")
     parser.add_argument(
@@ -93,6 +93,8 @@ def main() -> None:
             results["burst"] = [
                 burst(tmp, redis, layer=layer, seconds=seconds) for layer in ("reference", "pubsub")
             ]
+        if "writers" not in skip:
+            results["two_writers"] = [two_writers(tmp, redis, n=1000)]
         if "slow" not in skip:
             limits = (None,) if args.quick else (0, None)
             results["slow"] = [slow_spectator(tmp, redis, seconds=15, limit=limit) for limit in limits]

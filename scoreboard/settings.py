@@ -161,6 +161,9 @@ LIVE_SEND_BUFFER_LIMIT = env_number("LIVE_SEND_BUFFER_LIMIT", 1024 * 1024)
 LIVE_PUBLISH_TIMEOUT = env_number("LIVE_PUBLISH_TIMEOUT", 0.25, float)
 # How often each server process compares its boards' versions with the database.
 LIVE_FRESHNESS_EVERY = env_number("LIVE_FRESHNESS_EVERY", 0.5, float)
+# Write each update framed once, straight to Daphne's sockets (live/delivery/daphne.py);
+# 0 sends through ASGI instead, as under another server (for comparison in bench/).
+LIVE_DIRECT_SEND = env_bool("LIVE_DIRECT_SEND", True)
 # /metrics (Prometheus) answers these client addresses, and any request with the token
 # (`Authorization: Bearer <token>`); everyone else gets 404.
 LIVE_METRICS_ALLOWED_IPS = env_list("LIVE_METRICS_ALLOWED_IPS", "127.0.0.1,::1")

@@ -3,6 +3,7 @@
 import logging
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from live.delivery import metrics
 from live.delivery.daphne import SOCKET_EXTENSION
@@ -34,7 +35,9 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.flood_guard = FloodGuard()
         # Daphne's socket, for frames written once for all (None under another server).
-        self.socket = self.scope.get("extensions", {}).get(SOCKET_EXTENSION)
+        self.socket = (
+            self.scope.get("extensions", {}).get(SOCKET_EXTENSION) if settings.LIVE_DIRECT_SEND else None
+        )
         # Accept before any close: a close before accept reaches a browser only as 1006.
         await self.accept()
         self.counted = True
