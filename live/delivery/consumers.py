@@ -2,6 +2,7 @@
 
 import logging
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -22,11 +23,25 @@ from live.scores.selectors import BoardUnavailable
 logger = logging.getLogger(__name__)
 
 
-class SpectatorConsumer(AsyncWebsocketConsumer):
-    """One spectator of one board, fed by the process's relay (live/delivery/feed.py)."""
+class NoDatabaseConsumer(AsyncWebsocketConsumer):
+    """A consumer that never touches the database itself (its reads hop in live/delivery/reads.py).
+
+    Channels closes stale database connections before every handler, a hop to Django's one
+    database thread per connect, ping and disconnect; such a consumer has none to close.
+    """
 
     # Spectators are reached through the relay, not through a layer channel each.
     channel_layer_alias = None
+
+    async def dispatch(self, message) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+
+class SpectatorConsumer(NoDatabaseConsumer):
+    """One spectator of one board, fed by the process's relay (live/delivery/feed.py)."""
 
     board_id: int | None = None
     may_view_private = False
@@ -88,10 +103,8 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
         await self.close(code=code)
 
 
-class NotFoundConsumer(AsyncWebsocketConsumer):
+class NotFoundConsumer(NoDatabaseConsumer):
     """Any other WebSocket path: accept, then close with 4404 so clients stop retrying."""
-
-    channel_layer_alias = None
 
     async def connect(self) -> None:
         await self.accept()
