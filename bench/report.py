@@ -27,30 +27,50 @@ def gaps(row: dict) -> int:
     return row["order_errors"] - row.get("duplicates", 0)
 
 
+def table(columns: str, rows: list[list]) -> str:
+    """A Markdown table: `columns` is "name:align|..." with align l or r (numbers)."""
+    names, aligns = zip(*(column.rsplit(":", 1) for column in columns.split("|")), strict=True)
+    lines = [
+        "| " + " | ".join(names) + " |",
+        "|" + "|".join("---:" if a == "r" else "---" for a in aligns) + "|",
+    ]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def fanout_table(rows: list[dict]) -> str:
     by = {(r["layer"], r["processes"], r["n"]): r for r in rows}
-    lines = [
-        "| N | server | procs | p50 ms | p99 ms | max ms | p99 / reference | p99 / Socket.IO | p99 / 1 proc "
-        "| delivered | gaps | resyncs | RSS/conn KB | connects /s | server CPU µs/frame | fan-out µs/frame "
-        "| storm s |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    body = []
     for r in sorted(rows, key=lambda r: (r["n"], list(LABELS).index(r["layer"]), r["processes"])):
         ours = r["layer"] not in REFERENCES
-        delivered = 100 * r["delivered"] / r["expected"] if r["expected"] else 0
         storm = r.get("storm")
-        lines.append(
-            f"| {r['n']:,} | {LABELS[r['layer']]} | {r['processes'] if ours else '-'} "
-            f"| {ms(r['p50_ms'])} | {ms(r['p99_ms'])} | {ms(r['max_ms'])} "
-            f"| {ratio(r, by.get(('reference', 1, r['n'])), ours)} "
-            f"| {ratio(r, by.get(('socketio', 1, r['n'])), ours)} "
-            f"| {ratio(r, by.get((r['layer'], 1, r['n'])), r['processes'] > 1)} "
-            f"| {delivered:.2f}% | {gaps(r)} | {r.get('resyncs', 0)} "
-            f"| {r['rss_per_conn_kb']:.1f} | {r['setup_per_s']:.0f} "
-            f"| {number(r.get('server_cpu_us_per_frame'))} | {number(r.get('server_us_per_frame'))} "
-            f"| {number(storm['seconds']) if storm else '-'} |"
+        body.append(
+            [
+                f"{r['n']:,}",
+                LABELS[r["layer"]],
+                r["processes"] if ours else "-",
+                ms(r["p50_ms"]),
+                ms(r["p99_ms"]),
+                ms(r["max_ms"]),
+                ratio(r, by.get(("reference", 1, r["n"])), ours),
+                ratio(r, by.get(("socketio", 1, r["n"])), ours),
+                ratio(r, by.get((r["layer"], 1, r["n"])), r["processes"] > 1),
+                f"{100 * r['delivered'] / r['expected']:.2f}%" if r["expected"] else "-",
+                gaps(r),
+                r.get("resyncs", 0),
+                f"{r['rss_per_conn_kb']:.1f}",
+                f"{r['setup_per_s']:.0f}",
+                number(r.get("server_cpu_us_per_frame")),
+                number(r.get("server_us_per_frame")),
+                number(storm["seconds"]) if storm else "-",
+            ]
         )
-    return "\n".join(lines)
+    return table(
+        "N:r|server:l|procs:r|p50 ms:r|p99 ms:r|max ms:r|p99 / reference:r|p99 / Socket.IO:r|p99 / 1 proc:r"
+        "|delivered:r|gaps:r|resyncs:r|RSS/conn KB:r|connects /s:r|server CPU µs/frame:r"
+        "|fan-out µs/frame:r|storm s:r",
+        body,
+    )
 
 
 def ratio(row: dict, other: dict | None, wanted: bool) -> str:
@@ -62,18 +82,26 @@ def number(value: float | None) -> str:
 
 
 def writers_table(rows: list[dict]) -> str:
-    lines = [
-        "| writers | changes | N | p50 ms | p99 ms | delivered | gaps seen by clients | client resyncs "
-        "| relay catch-ups | relay resyncs |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    body = [
+        [
+            r["writers"],
+            r["changes"],
+            f"{r['n']:,}",
+            ms(r["p50_ms"]),
+            ms(r["p99_ms"]),
+            f"{r['delivered']:,}/{r['expected']:,}",
+            gaps(r),
+            r["resyncs"],
+            f"{r['relay_catch_ups']:.0f}",
+            f"{r['relay_resyncs']:.0f}",
+        ]
+        for r in rows
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['writers']} | {r['changes']} | {r['n']:,} | {ms(r['p50_ms'])} | {ms(r['p99_ms'])} "
-            f"| {r['delivered']:,}/{r['expected']:,} | {gaps(r)} | {r['resyncs']} "
-            f"| {r['relay_catch_ups']:.0f} | {r['relay_resyncs']:.0f} |"
-        )
-    return "\n".join(lines)
+    return table(
+        "writers:r|changes:r|N:r|p50 ms:r|p99 ms:r|delivered:r|gaps seen by clients:r|client resyncs:r"
+        "|relay catch-ups:r|relay resyncs:r",
+        body,
+    )
 
 
 def targets(results: dict) -> str:
@@ -124,28 +152,32 @@ def targets(results: dict) -> str:
 
 
 def burst_table(rows: list[dict]) -> str:
-    lines = [
-        "| server | N | changes/s (achieved) | seconds | p50 ms | p95 ms | p99 ms | max ms | delivered "
-        "| gaps | max RSS MB | server CPU % |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    body = [
+        [
+            LABELS[r["layer"]],
+            f"{r['n']:,}",
+            f"{r['rate_asked']} ({r['rate_achieved']:.0f})",
+            r["seconds"],
+            ms(r["p50_ms"]),
+            ms(r["p95_ms"]),
+            ms(r["p99_ms"]),
+            ms(r["max_ms"]),
+            f"{r['delivered']:,}/{r['expected']:,}",
+            gaps(r),
+            f"{r['max_rss_mb']:.0f}",
+            f"{r['server_cpu_pct']:.0f}",
+        ]
+        for r in rows
     ]
-    for r in rows:
-        lines.append(
-            f"| {LABELS[r['layer']]} | {r['n']:,} | {r['rate_asked']} ({r['rate_achieved']:.0f}) "
-            f"| {r['seconds']} "
-            f"| {ms(r['p50_ms'])} | {ms(r['p95_ms'])} | {ms(r['p99_ms'])} | {ms(r['max_ms'])} "
-            f"| {r['delivered']:,}/{r['expected']:,} | {gaps(r)} | {r['max_rss_mb']:.0f} "
-            f"| {r['server_cpu_pct']:.0f} |"
-        )
-    return "\n".join(lines)
+    return table(
+        "server:l|N:r|changes/s (achieved):r|seconds:r|p50 ms:r|p95 ms:r|p99 ms:r|max ms:r|delivered:r"
+        "|gaps:r|max RSS MB:r|server CPU %:r",
+        body,
+    )
 
 
 def slow_table(rows: list[dict]) -> str:
-    lines = [
-        "| send-buffer cap | others p50 / p99 / max ms | others delivered | server RSS start → max → end MB "
-        "| stalled spectator | resynced on reconnect |",
-        "|---|---|---:|---|---|---|",
-    ]
+    body = []
     for r in rows:
         cap = "off (0)" if r["send_buffer_limit"] == 0 else "1 MiB (default)"
         stalled = r["stalled"]
@@ -154,13 +186,21 @@ def slow_table(rows: list[dict]) -> str:
         else:
             megabytes = stalled["bytes"] / 2**20
             fate = f"kept open; {stalled['frames_received']} frames ({megabytes:.1f} MB) buffered for it"
-        lines.append(
-            f"| {cap} | {ms(r['p50_ms'])} / {ms(r['p99_ms'])} / {ms(r['max_ms'])} "
-            f"| {r['delivered']:,}/{r['expected']:,} | {r['rss_start_mb']:.0f} → {r['rss_max_mb']:.0f} → "
-            f"{r['rss_end_mb']:.0f} | {fate} | snapshot at v{r['resync_version']} "
-            f"(latest v{r['latest_version']}) |"
+        body.append(
+            [
+                cap,
+                f"{ms(r['p50_ms'])} / {ms(r['p99_ms'])} / {ms(r['max_ms'])}",
+                f"{r['delivered']:,}/{r['expected']:,}",
+                f"{r['rss_start_mb']:.0f} → {r['rss_max_mb']:.0f} → {r['rss_end_mb']:.0f}",
+                fate,
+                f"snapshot at v{r['resync_version']} (latest v{r['latest_version']})",
+            ]
         )
-    return "\n".join(lines)
+    return table(
+        "send-buffer cap:l|others p50 / p99 / max ms:l|others delivered:r|server RSS start → max → end MB:l"
+        "|stalled spectator:l|resynced on reconnect:l",
+        body,
+    )
 
 
 def block(results: dict) -> str:

@@ -250,11 +250,7 @@ def test_a_row_changed_by_both_refuses_the_whole_list_naming_who_changed_it(boar
     saved_by_staff1 = last_record(board)
     before = scores()
 
-    response = staff2.save_players(
-        page.set(f"{page.row(ada.pk)}-score", 45).set(f"{page.row(radia.pk)}-score", 12)
-    )
-
-    assert response.status_code == 200
+    response = refused(staff2, page, {ada: 45, radia: 12})
     assert errors(response) == [
         f"staff1 changed score to 60 at {when(saved_by_staff1)}, after this page was loaded (it showed 42). "
         "Nothing was saved. The page now has your value: save again to replace 60 with it."
@@ -265,6 +261,15 @@ def test_a_row_changed_by_both_refuses_the_whole_list_naming_who_changed_it(boar
         r"<tr[^>]*>((?:(?!</tr>).)*errorlist(?:(?!</tr>).)*)</tr>", response.content.decode(), re.S
     )
     assert f"/admin/live/player/{ada.pk}/change/" in row[1]
+
+
+def refused(staff: Staff, page, scores: dict[Player, int]):
+    """Save these scores in a Players list loaded earlier; the page comes back refused."""
+    for row_player, score in scores.items():
+        page = page.set(f"{page.row(row_player.pk)}-score", score)
+    response = staff.save_players(page)
+    assert response.status_code == 200
+    return response
 
 
 def delete_player(staff: Staff, player: Player) -> None:
@@ -283,11 +288,7 @@ def test_a_row_deleted_meanwhile_is_skipped_if_untouched_and_named_if_changed(bo
     page = staff2.open_players()
     delete_player(staff1, ken)
     deleted = last_record(board)
-    response = staff2.save_players(
-        page.set(f"{page.row(ada.pk)}-score", 51).set(f"{page.row(ken.pk)}-score", 1)
-    )
-
-    assert response.status_code == 200
+    response = refused(staff2, page, {ada: 51, ken: 1})
     assert errors(response) == [
         f"“Ken” was deleted or moved by staff1 at {when(deleted)}, after this page was loaded. "
         "Nothing was saved."

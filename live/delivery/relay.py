@@ -164,18 +164,20 @@ class Relay:
 
     async def _broker_lost(self, reason: str) -> None:
         metrics.BROKER_UP.set(0)
-        count = sum(len(feed) for feed in self.feeds.values())
-        logger.warning("relay lost the channel layer (%s); %d spectators are stale", reason, count)
+        logger.warning("relay lost the channel layer (%s); %d spectators are stale", reason, self.audience())
         for feed in list(self.feeds.values()):
             await feed.stale()
 
     async def _broker_back(self, outage: float) -> None:
         metrics.BROKER_UP.set(1)
-        count = sum(len(feed) for feed in self.feeds.values())
-        logger.warning("relay reconnected after %.1fs; resyncing %d spectators", outage, count)
+        logger.warning("relay reconnected after %.1fs; resyncing %d spectators", outage, self.audience())
         # Updates may have been lost meanwhile: one fresh snapshot per board, for everyone.
         for feed in list(self.feeds.values()):
             await feed.resync_all(reason="broker", everyone=True)
+
+    def audience(self) -> int:
+        """Spectators of every board in this process."""
+        return sum(len(feed) for feed in self.feeds.values())
 
     async def _rejoin(self) -> None:
         async with self._membership:
