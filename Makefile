@@ -65,7 +65,7 @@ format: $(VENV)/.dev
 
 # Everything, including the end-to-end tests (real Chromium, Daphne and Redis processes).
 test: lint system-packages
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
 
 # Skips the end-to-end and fault-injection tests (marked e2e, faults): well under a minute.
 test-fast: $(VENV)/.dev
