@@ -5,10 +5,12 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Count, Prefetch
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from import_export.admin import ImportExportMixin
 
 from live.models import Board, Change, Player, PlayerChange
 from live.scores import history
 from live.scores.editing import EditForm, EditingAdmin, EditInlineFormSet
+from live.scores.imports import ImportingAdmin
 from live.scores.services import award_points
 from live.scores.undo import UndoRefused, undo_change
 
@@ -65,7 +67,7 @@ def points_action(points: int):
 
 
 @admin.register(Player)
-class PlayerAdmin(EditingAdmin, admin.ModelAdmin):
+class PlayerAdmin(ImportingAdmin, ImportExportMixin, EditingAdmin, admin.ModelAdmin):
     list_display = ["name", "board", "score", "updated_at"]
     list_editable = ["score"]
     list_filter = ["board"]

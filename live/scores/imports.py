@@ -1,0 +1,145 @@
+"""Players in and out of the admin as CSV and XLSX (django-import-export), imports on the record.
+
+Columns: `id` (empty for a new player), `board` (its slug), `name`, `score`. A row with an
+id adds nothing: it changes that player; rows that change nothing are skipped.
+
+A confirmed import runs in ONE transaction, attributed to the staff user through "import":
+every row's save joins its board's change-set, so an import is one version and one update
+per board, however many rows. A preview (import-export's dry run) runs the same writes and
+rolls them back: no version, no record, no update. A row that fails (a bad value, an
+unknown board or id, a name taken) fails the whole import: nothing is saved.
+"""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.safestring import mark_safe
+from import_export import fields, resources
+from import_export.formats.base_formats import CSV, XLSX
+from import_export.forms import ExportForm
+from import_export.resources import Diff
+from import_export.widgets import ForeignKeyWidget, IntegerWidget
+
+from live.models import Board, Change, Player
+from live.scores import changes
+
+
+class PlainDiff(Diff):
+    """The preview's diff without inline styles, which the Content-Security-Policy refuses;
+    import-export's import.css colours <ins> and <del> itself."""
+
+    def as_html(self):
+        return [
+            mark_safe(
+                html.replace(' style="background:#e6ffe6;"', "").replace(' style="background:#ffe6e6;"', "")
+            )
+            for html in super().as_html()
+        ]
+
+
+class WholeNumber(IntegerWidget):
+    """A whole number, or a ValueError that says so: "3.5" is refused, never truncated to 3."""
+
+    def __init__(self, column: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.column = column
+
+    def clean(self, value, row=None, **kwargs):
+        if self.is_empty(value):
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # a spreadsheet's number
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise ValueError(f"{self.column} must be a whole number, not {str(value)[:50]!r}.") from None
+
+
+class BoardBySlug(ForeignKeyWidget):
+    def __init__(self) -> None:
+        super().__init__(Board, field="slug")
+
+    def clean(self, value, row=None, **kwargs):
+        try:
+            return super().clean(value, row=row, **kwargs)
+        except Board.DoesNotExist:
+            raise ValueError(f"No board has the slug {str(value)[:100]!r}.") from None
+
+
+class PlayerResource(resources.ModelResource):
+    id = fields.Field(attribute="id", column_name="id", widget=WholeNumber("id"))
+    board = fields.Field(attribute="board", column_name="board", widget=BoardBySlug())
+    name = fields.Field(attribute="name", column_name="name")
+    score = fields.Field(attribute="score", column_name="score", widget=WholeNumber("score"))
+
+    class Meta:
+        model = Player
+        fields = ("id", "board", "name", "score")
+        export_order = ("id", "board", "name", "score")
+        import_id_fields = ("id",)
+        skip_unchanged = True
+        report_skipped = True
+        clean_model_instances = True  # names unique per board, scores whole numbers: per row
+        use_transactions = True
+
+    def get_diff_class(self):
+        return PlainDiff
+
+    def init_instance(self, row=None):
+        player_id = (row or {}).get("id")
+        if player_id not in (None, ""):
+            # A new player with an id of the file's choosing would bypass the id sequence.
+            raise ValidationError({"id": f"No player has id {player_id}: leave it empty to add a player."})
+        return super().init_instance(row)
+
+
+class ImportingAdmin:
+    """ModelAdmin mixin for import-export's admin: CSV and XLSX, imports attributed and all-or-nothing.
+
+    Its import and confirm pages are views of their own, not the optimistic-locking change
+    views of `EditingAdmin`: an import writes the file's values, as its preview showed them.
+    """
+
+    formats = [CSV, XLSX]
+    resource_classes = [PlayerResource]
+    # The plain export form: the selectable-fields one needs an inline event handler (CSP).
+    export_form_class = ExportForm
+
+    def import_action(self, request, *args, **kwargs):
+        with changes.attributed(user=request.user, source=Change.Source.IMPORT):
+            return super().import_action(request, *args, **kwargs)
+
+    def process_import(self, request, *args, **kwargs):
+        with changes.attributed(user=request.user, source=Change.Source.IMPORT):
+            return super().process_import(request, *args, **kwargs)
+
+    def process_dataset(self, dataset, form, request, **kwargs):
+        # A row that fails validation at confirm time (the data moved since the preview) must
+        # roll back the whole import, as an error does.
+        kwargs.setdefault("rollback_on_validation_errors", True)
+        # One transaction whatever IMPORT_EXPORT_USE_TRANSACTIONS says: one change-set per board.
+        with transaction.atomic():
+            return super().process_dataset(dataset, form, request, **kwargs)
+
+    def process_result(self, result, request):
+        if result.has_errors() or result.has_validation_errors():
+            return self.refused_import(result, request)
+        return super().process_result(result, request)
+
+    def refused_import(self, result, request) -> HttpResponseRedirect:
+        """Everything was rolled back: say which rows failed and why, and offer the import again."""
+        self.message_user(request, "Nothing was imported: a row failed.", messages.ERROR)
+        for error in result.base_errors:
+            self.message_user(request, str(error.error), messages.ERROR)
+        for number, errors in result.row_errors()[:10]:
+            for error in errors:
+                self.message_user(request, f"Line {number}: {error.error}", messages.ERROR)
+        for row in result.invalid_rows[:10]:
+            said = "; ".join(f"{name}: {' '.join(words)}" for name, words in row.error_dict.items())
+            self.message_user(request, f"Line {row.number}: {said}", messages.ERROR)
+        app_label, model_name = self.get_model_info()
+        return HttpResponseRedirect(reverse(f"admin:{app_label}_{model_name}_import"))
