@@ -19,6 +19,7 @@ from django.utils.safestring import mark_safe
 from import_export import fields, resources
 from import_export.formats.base_formats import CSV, XLSX
 from import_export.forms import ExportForm
+from import_export.instance_loaders import ModelInstanceLoader
 from import_export.resources import Diff
 from import_export.widgets import ForeignKeyWidget, IntegerWidget
 
@@ -60,14 +61,45 @@ class WholeNumber(IntegerWidget):
 
 
 class BoardBySlug(ForeignKeyWidget):
+    """A board by its slug, looked up once per import (each resource has its own copy of its widgets)."""
+
     def __init__(self) -> None:
         super().__init__(Board, field="slug")
+        self.boards: dict[str, Board | None] = {}
 
     def clean(self, value, row=None, **kwargs):
-        try:
-            return super().clean(value, row=row, **kwargs)
-        except Board.DoesNotExist:
-            raise ValueError(f"No board has the slug {str(value)[:100]!r}.") from None
+        key = str(value)
+        if key not in self.boards:
+            try:
+                self.boards[key] = super().clean(value, row=row, **kwargs)
+            except Board.DoesNotExist:
+                raise ValueError(f"No board has the slug {key[:100]!r}.") from None
+        return self.boards[key]
+
+
+class PlayersById(ModelInstanceLoader):
+    """The file's players read in a few queries, not one per row; a bad id is its row's error."""
+
+    BATCH = 900  # ids per query: under SQLite's oldest limit of 999 parameters
+
+    def __init__(self, resource, dataset=None) -> None:
+        super().__init__(resource, dataset)
+        self.id_field = resource.fields["id"]
+        ids = set()
+        for row in dataset.dict if dataset is not None else []:
+            try:
+                ids.add(self.id_field.clean(row))
+            except (KeyError, ValueError):
+                continue  # reported by get_instance(), for its own row
+        ids = sorted(ids - {None})
+        self.players = {
+            player.pk: player
+            for start in range(0, len(ids), self.BATCH)
+            for player in self.get_queryset().filter(pk__in=ids[start : start + self.BATCH])
+        }
+
+    def get_instance(self, row):
+        return self.players.get(self.id_field.clean(row))
 
 
 class PlayerResource(resources.ModelResource):
@@ -81,10 +113,14 @@ class PlayerResource(resources.ModelResource):
         fields = ("id", "board", "name", "score")
         export_order = ("id", "board", "name", "score")
         import_id_fields = ("id",)
+        instance_loader_class = PlayersById
         skip_unchanged = True
         report_skipped = True
         clean_model_instances = True  # names unique per board, scores whole numbers: per row
         use_transactions = True
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("board")  # the diff shows each row's board
 
     def get_diff_class(self):
         return PlainDiff
