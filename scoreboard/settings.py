@@ -227,10 +227,6 @@ if STATIC_MANIFEST:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Players' XLSX export: a name with a control character (which XLSX cannot hold) is exported
-# with U+FFFD in its place instead of failing the export; CSV keeps it as it is.
-IMPORT_EXPORT_ESCAPE_ILLEGAL_CHARS_ON_EXPORT = True
-
 LOGIN_REDIRECT_URL = "/"
 
 # LOG_FORMAT=json: one JSON object per line, for a log shipper (journald, Loki, ...).

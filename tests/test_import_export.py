@@ -110,6 +110,21 @@ def test_players_export_as_xlsx(staff, players):
     assert sorted(rows[1:]) == sorted([p.pk, "finals", p.name, p.score] for p in players)
 
 
+def test_an_xlsx_export_keeps_names_that_look_like_formulas_as_text(staff, players, board):
+    Player.objects.filter(pk=players[0].pk).update(name="=HYPERLINK(1)")
+    Player.objects.filter(pk=players[1].pk).update(name="Bob\x07")
+    content = export(staff, "xlsx")
+    sheet = openpyxl.load_workbook(io.BytesIO(content)).active
+    cells = {row[0].value: row[2] for row in sheet.iter_rows(min_row=2)}
+    assert (cells[players[0].pk].value, cells[players[0].pk].data_type) == ("=HYPERLINK(1)", "s")
+    assert cells[players[1].pk].value == "Bob\N{REPLACEMENT CHARACTER}", (
+        "XLSX cannot hold a control character"
+    )
+    response = import_file(staff, content, "xlsx")
+    assert "Import finished: 0 new, 1 updated, 0 deleted and 3 skipped players." in messages(response)
+    assert state(board)[2]["=HYPERLINK(1)"] == 30
+
+
 def test_an_export_imports_back_as_no_change(staff, players, board):
     before = state(board)
     response = import_file(staff, export(staff, "csv"))

@@ -10,8 +10,11 @@ rolls them back: no version, no record, no update. A row that fails (a bad value
 unknown board or id, a name taken) fails the whole import: nothing is saved.
 """
 
+import io
+
+import openpyxl
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.urls import reverse
@@ -22,6 +25,7 @@ from import_export.forms import ExportForm
 from import_export.instance_loaders import ModelInstanceLoader
 from import_export.resources import Diff
 from import_export.widgets import ForeignKeyWidget, IntegerWidget
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from live.models import Board, Change, Player
 from live.scores import changes
@@ -38,6 +42,29 @@ class PlainDiff(Diff):
             )
             for html in super().as_html()
         ]
+
+
+class TextSafeXLSX(XLSX):
+    """XLSX whose texts stay texts: a name starting with "=" is written as that name, never as a
+    formula that a spreadsheet would run (openpyxl makes one of any string starting with "=")."""
+
+    def export_data(self, dataset, **kwargs) -> bytes:
+        book = openpyxl.Workbook(write_only=False)
+        sheet = book.active
+        sheet.title = "Players"
+        for values in [dataset.headers, *dataset]:
+            sheet.append([_xlsx_text(v) if isinstance(v, str) else v for v in values])
+            for cell in sheet[sheet.max_row]:
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"
+        out = io.BytesIO()
+        book.save(out)
+        return out.getvalue()
+
+
+def _xlsx_text(value: str) -> str:
+    # XLSX cannot hold most control characters: U+FFFD stands in (CSV keeps them).
+    return ILLEGAL_CHARACTERS_RE.sub("\N{REPLACEMENT CHARACTER}", value)
 
 
 class WholeNumber(IntegerWidget):
@@ -140,10 +167,21 @@ class ImportingAdmin:
     views of `EditingAdmin`: an import writes the file's values, as its preview showed them.
     """
 
-    formats = [CSV, XLSX]
+    formats = [CSV, TextSafeXLSX]
     resource_classes = [PlayerResource]
     # The plain export form: the selectable-fields one needs an inline event handler (CSP).
     export_form_class = ExportForm
+
+    def get_export_data(self, file_format, request, queryset, **kwargs):
+        """import-export's, but numbers stay numbers in any binary format: it keeps native types
+        only for its own formats, by their exact class, so not for `TextSafeXLSX`."""
+        if not self.has_export_permission(request):
+            raise PermissionDenied
+        binary = file_format.is_binary()
+        data = self.get_data_for_export(request, queryset, force_native_type=binary, **kwargs)
+        exported = file_format.export_data(data)
+        encoding = kwargs.get("encoding")
+        return exported.encode(encoding) if not binary and encoding else exported
 
     def import_action(self, request, *args, **kwargs):
         with changes.attributed(user=request.user, source=Change.Source.IMPORT):
