@@ -116,7 +116,7 @@ class ChangeAdmin(admin.ModelAdmin):
     """Every change-set on the record, read-only; an undo makes a new one (live/scores/undo.py)."""
 
     list_display = ["version", "at", "who", "source", "summary", "board"]
-    list_filter = ["board", PlayerOnRecordFilter, "user", "source"]
+    list_filter = ["board", PlayerOnRecordFilter, ("user", admin.RelatedOnlyFieldListFilter), "source"]
     search_fields = ["players__name_before", "players__name_after", "user__username"]
     list_per_page = 50
     ordering = ["-at", "-pk"]

@@ -119,6 +119,7 @@ def test_filters_by_board_player_user_and_source(board, staff1):
     assert versions(staff1, f"player={radia.pk}&source__exact=action") == ["3"]
     assert versions(staff1, f"user__id__exact={staff1.user.pk}") == ["3", "2"]
     assert versions(staff1, "source__exact=script") == ["4", "1", "1"]
+    assert versions(staff1, "user__isnull=True") == ["4", "1", "1"], "made by no user: scripts"
     filters = staff1.client.get(f"{CHANGES}?board__id__exact={board.pk}").content.decode()
     assert f"?board__id__exact={board.pk}&amp;player={ken.pk}" in filters, "the board's players are offered"
 
