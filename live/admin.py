@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Count, Prefetch
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from import_export.admin import ImportExportMixin
 
@@ -115,12 +116,12 @@ class PlayerOnRecordFilter(admin.SimpleListFilter):
 class ChangeAdmin(admin.ModelAdmin):
     """Every change-set on the record, read-only; an undo makes a new one (live/scores/undo.py)."""
 
-    list_display = ["version", "at", "who", "source", "summary", "board"]
+    list_display = ["version", "when", "who", "source", "summary", "board"]
     list_filter = ["board", PlayerOnRecordFilter, ("user", admin.RelatedOnlyFieldListFilter), "source"]
     search_fields = ["players__name_before", "players__name_after", "user__username"]
     list_per_page = 50
     ordering = ["-at", "-pk"]
-    fields = ["board", "version", "at", "who", "source", "undoes", "in_words"]
+    fields = ["board", "version", "when", "who", "source", "undoes", "in_words"]
     readonly_fields = fields
     actions = ["undo"]
 
@@ -140,6 +141,10 @@ class ChangeAdmin(admin.ModelAdmin):
     def has_undo_permission(self, request) -> bool:
         perms = ["live.change_board", "live.add_player", "live.change_player", "live.delete_player"]
         return request.user.has_perms(perms)
+
+    @admin.display(description="when", ordering="at")
+    def when(self, change: Change) -> str:
+        return f"{timezone.localtime(change.at):%Y-%m-%d %H:%M:%S %Z}"
 
     @admin.display(description="who", ordering="user__username")
     def who(self, change: Change) -> str:
