@@ -4,6 +4,7 @@ import http.cookiejar
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 
 from harness.admin_pages import AdminForm
 from harness.servers import manage, server_env
@@ -32,6 +33,32 @@ class Staff:
         request.add_header("Referer", self.base_url + path)
         try:
             with self.opener.open(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(errors="replace")
+
+    def upload(
+        self, path: str, fields: list[tuple[str, str]], *, file_field: str, filename: str, content: bytes
+    ) -> tuple[int, str]:
+        """POST a form with one file, multipart-encoded as a browser sends it."""
+        boundary = uuid.uuid4().hex
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+            for name, value in fields
+        ]
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n".encode()
+            + content
+            + b"\r\n"
+        )
+        request = urllib.request.Request(
+            self.base_url + path, data=b"".join(parts) + f"--{boundary}--\r\n".encode()
+        )
+        request.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+        request.add_header("Referer", self.base_url + path)
+        try:
+            with self.opener.open(request, timeout=120) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode(errors="replace")

@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "servestatic",
     "django.contrib.staticfiles",
     "channels",
+    "import_export",
     "live",
 ]
 

@@ -169,6 +169,11 @@ function animateChanges() {
   }
 }
 
+// Other modules of the page (history.js) follow the standings through this event.
+function announce(message) {
+  document.dispatchEvent(new CustomEvent("scoreboard:update", { detail: message }));
+}
+
 function applySnapshot(message) {
   const changed = [];
   const next = new Map();
@@ -182,6 +187,7 @@ function applySnapshot(message) {
   state.awaitingSnapshot = false;
   setText(title, message.board.name);
   render(changed);
+  announce(message);
 }
 
 function applyUpdate(message) {
@@ -192,6 +198,7 @@ function applyUpdate(message) {
   if (message.board) setText(title, message.board.name);
   state.version = message.version;
   render(message.players.map((p) => p.id));
+  announce(message);
 }
 
 let socket = null;
