@@ -5,11 +5,10 @@ import re
 
 import pytest
 from django.contrib.auth.models import Permission, User
-from django.core.management import call_command
 
+from harness.admin_session import AdminSession as Staff
 from live.models import Board, Change, Player
 from live.scores.changes import attributed
-from tests.test_no_lost_edits import Staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,19 +16,8 @@ CHANGES = "/admin/live/change/"
 
 
 @pytest.fixture
-def board(db) -> Board:
-    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    return Board.objects.get(slug="demo")
-
-
-@pytest.fixture
-def staff1(db) -> Staff:
-    return Staff("staff1")
-
-
-@pytest.fixture
-def staff2(db) -> Staff:
-    return Staff("staff2")
+def board(demo_board) -> Board:
+    return demo_board
 
 
 def player(name: str) -> Player:

@@ -13,9 +13,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from harness.admin_pages import AdminForm
+from harness.admin_session import AdminSession as Staff
 from live.models import Board, Change, Player
 from tests.conftest import in_thread, receive, spectate
-from tests.test_no_lost_edits import Staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,86 +7,23 @@ run on PostgreSQL with `make test-postgres` (DATABASE_URL pointed at a server).
 
 import html
 import re
-from urllib.parse import urlencode
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import User
-from django.core.management import call_command
-from django.test import Client
 from django.utils import timezone
 
 from harness.admin_pages import AdminForm
+from harness.admin_session import PLAYERS
+from harness.admin_session import AdminSession as Staff
 from live.models import Board, Change, Player
 from live.scores import changes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PASSWORD = "pw-for-tests-only"
-PLAYERS = "/admin/live/player/"
-
-
-class Staff:
-    """A staff member logged in through the admin's login page, in their own browser session."""
-
-    def __init__(self, username: str) -> None:
-        self.user = User.objects.create_superuser(username, password=PASSWORD)
-        self.client = Client(enforce_csrf_checks=True)
-        login = self.open("/admin/login/", "login-form")
-        login.set("username", username).set("password", PASSWORD)
-        assert self.post("/admin/login/", login.submit(None)).status_code == 302
-
-    def post(self, path: str, fields: list[tuple[str, str]]):
-        """POST as a browser does: urlencoded, a field name may repeat."""
-        return self.client.post(path, urlencode(fields), content_type="application/x-www-form-urlencoded")
-
-    def open(self, path: str, form_id: str) -> AdminForm:
-        response = self.client.get(path)
-        assert response.status_code == 200, path
-        return AdminForm(response.content.decode(), form_id)
-
-    def open_player(self, player: Player) -> AdminForm:
-        return self.open(f"{PLAYERS}{player.pk}/change/", "player_form")
-
-    def open_players(self) -> AdminForm:
-        return self.open(PLAYERS, "changelist-form")
-
-    def open_board(self, board: Board) -> AdminForm:
-        return self.open(f"/admin/live/board/{board.pk}/change/", "board_form")
-
-    def save_player(self, player: Player, form: AdminForm):
-        return self.post(f"{PLAYERS}{player.pk}/change/", form.submit())
-
-    def save_players(self, form: AdminForm):
-        return self.post(PLAYERS, form.submit())
-
-    def save_board(self, board: Board, form: AdminForm):
-        return self.post(f"/admin/live/board/{board.pk}/change/", form.submit())
-
-    def award(self, action: str, *players: Player):
-        """Tick the players in the changelist, choose the action and click Go."""
-        page = self.open_players().set("action", action)
-        for player in players:
-            page.tick("_selected_action", player.pk)
-        response = self.post(PLAYERS, page.submit("index", "0"))
-        assert response.status_code == 302
-        return response
-
 
 @pytest.fixture
-def board(db) -> Board:
-    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    return Board.objects.get(slug="demo")
-
-
-@pytest.fixture
-def staff1(db) -> Staff:
-    return Staff("staff1")
-
-
-@pytest.fixture
-def staff2(db) -> Staff:
-    return Staff("staff2")
+def board(demo_board) -> Board:
+    return demo_board
 
 
 def player(name: str) -> Player:

@@ -8,16 +8,16 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
+from harness.admin_session import PLAYERS
+from harness.admin_session import AdminSession as Staff
 from live.models import Board, Change, Player
-from tests.test_no_lost_edits import PLAYERS, Staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def board(db) -> Board:
-    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    return Board.objects.get(slug="demo")
+def board(demo_board) -> Board:
+    return demo_board
 
 
 @pytest.fixture
