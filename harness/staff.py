@@ -29,10 +29,16 @@ class Staff:
 
     def request(self, path: str, fields: list[tuple[str, str]] | None = None) -> tuple[int, str]:
         data = None if fields is None else urllib.parse.urlencode(fields).encode()
+        return self.send(path, data)
+
+    def send(self, path: str, data: bytes | None, *, content_type: str | None = None, timeout: float = 30):
+        """(status, body) of one request to the site, with this member's cookies and no redirect."""
         request = urllib.request.Request(self.base_url + path, data=data)
         request.add_header("Referer", self.base_url + path)
+        if content_type:
+            request.add_header("Content-Type", content_type)
         try:
-            with self.opener.open(request, timeout=30) as response:
+            with self.opener.open(request, timeout=timeout) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode(errors="replace")
@@ -52,16 +58,8 @@ class Staff:
             + content
             + b"\r\n"
         )
-        request = urllib.request.Request(
-            self.base_url + path, data=b"".join(parts) + f"--{boundary}--\r\n".encode()
-        )
-        request.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
-        request.add_header("Referer", self.base_url + path)
-        try:
-            with self.opener.open(request, timeout=120) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode(errors="replace")
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        return self.send(path, body, content_type=f"multipart/form-data; boundary={boundary}", timeout=120)
 
     def csrf_token(self) -> str:
         return next(c.value for c in self.cookies if c.name == "csrftoken")
