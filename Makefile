@@ -11,7 +11,7 @@ DAPHNE_OPTIONS := --websocket-max-message-size 4096 --websocket-max-frame-size 4
 PYTHON_NEW ?= $(firstword $(foreach p,python3.14 python3.13 python3.12 $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3),\
 	$(shell $(p) -c 'import sys; assert sys.version_info >= (3, 12); print("$(p)")' 2>/dev/null)))
 
-.PHONY: run test test-fast test-postgres test-django6 lint format screenshot system-packages clean bench bench-quick bench-big-board
+.PHONY: run test test-fast test-postgres test-django6 lint format screenshot system-packages clean bench bench-quick bench-big-board bench-import
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench-quick: $(VENV)/.bench
 bench-big-board: $(VENV)/.dev
 	$(BIN)/python -m bench.big_board
 
+# A 1,000-row players import through the admin's preview and confirm: time, frames, bytes.
+bench-import: $(VENV)/.dev
+	$(BIN)/python -m bench.import_cost
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -65,7 +69,7 @@ format: $(VENV)/.dev
 
 # Everything, including the end-to-end tests (real Chromium, Daphne and Redis processes).
 test: lint system-packages
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
 
 # Skips the end-to-end and fault-injection tests (marked e2e, faults): well under a minute.
 test-fast: $(VENV)/.dev

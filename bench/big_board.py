@@ -34,7 +34,7 @@ from pathlib import Path
 
 from websockets.sync.client import connect
 
-from bench.run import DOC, RESULTS, LineProcess, percentile, save
+from bench.lab import DOC, RESULTS, LineProcess, percentile, save
 from harness.big_board import BIG_BOARD_PLAYERS, BIG_BOARD_SLUG, NAME_CODE_POINTS, create_big_board
 from harness.servers import DaphneProcess, RedisServer, server_env, sqlite_database, unit_options
 

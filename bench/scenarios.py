@@ -9,7 +9,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.run import Servers, collect, delivery, open_spectators, start_clients, start_writer, summary
+from bench.lab import Servers, collect, delivery, open_spectators, start_clients, start_writer, summary
 from harness.servers import RedisServer
 
 
@@ -168,6 +168,45 @@ def slow_spectator(
         f"{row['rss_max_mb']:.0f} MB; stalled one got {stalled_result['frames_received']}/{len(commits)} "
         f"frames, close {stalled_result['close_code']} {stalled_result['socket_error'] or ''}; "
         f"resync at {resync_version} (latest {commits[-1][0]})",
+        flush=True,
+    )
+    return row
+
+
+def two_writers(
+    tmp: Path, redis: RedisServer, *, n: int = 1000, changes: int = 40, layer: str = "pubsub"
+) -> dict:
+    """Two writer processes commit at once: versions V and V+1 may be published out of order.
+
+    Counts what the relay's reorder hold is for: resyncs (snapshots after the first) and
+    out-of-order or missing frames at `n` spectators of one process.
+    """
+    with ExitStack() as stack:
+        servers = Servers(stack, tmp, layer, 1, redis)
+        writers = [start_writer(stack, servers, tmp, name=f"writer-{i}") for i in range(2)]
+        clients = start_clients(stack, tmp)
+        open_spectators(clients, servers.urls, n)
+        relays0 = servers.fanout()
+        for writer in writers:
+            writer.send({"count": changes, "interval": 0.01})
+        commits = sorted(c for writer in writers for c in writer.reply()["commits"])
+        result = collect(clients, commits, timeout=60)
+        relays = servers.fanout()
+    row = {
+        "layer": layer,
+        "n": n,
+        "writers": 2,
+        "changes": len(commits),
+        **summary(result["latencies"]),
+        **delivery(result),
+        # Gaps the relay had to read from the database, and snapshots it sent after the first.
+        "relay_catch_ups": relays["catch_ups"] - relays0["catch_ups"],
+        "relay_resyncs": relays["resyncs"] - relays0["resyncs"],
+    }
+    print(
+        f"two writers, {len(commits)} changes to {n}: p99 {row['p99_ms']:.0f} ms, "
+        f"delivered {row['delivered']}/{row['expected']}, order errors {row['order_errors']}, "
+        f"resyncs {row['resyncs']}",
         flush=True,
     )
     return row

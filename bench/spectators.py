@@ -6,6 +6,8 @@ Commands are JSON lines; each gets one JSON line back:
   {"cmd": "collect", "commits": [[version, time], ...], "timeout": s}
       wait until every spectator has the last version (or the timeout), then report
       latencies (receipt time - commit time) and any gap, duplicate or out-of-order frame
+  {"cmd": "storm", "concurrency": c}   drop every connection at once (TCP abort), then
+      reconnect them all; reports the seconds until each holds a fresh snapshot
   {"cmd": "quit"}
 Receipt times are `time.time()`, comparable with the writer's commit times on one machine.
 """
@@ -18,6 +20,8 @@ import sys
 import time
 
 from websockets.asyncio.client import connect
+
+from bench.engineio import handshake, message_text, socketio_url
 
 UPDATE_PREFIX = '{"type":"update","version":'
 
@@ -95,21 +99,48 @@ class Spectator:
         self.closed_code: int | None = None
 
     async def open(self, url: str) -> None:
+        self.url = url
+        self.socketio = url.startswith("sio+")
         if url.startswith("http://"):
             self.websocket = await EventStream.connect(url)
         else:
             self.websocket = await connect(
-                url, origin="http://localhost", open_timeout=60, ping_interval=None, max_queue=None
+                socketio_url(url) if self.socketio else url,
+                origin="http://localhost",
+                open_timeout=60,
+                ping_interval=None,
+                max_queue=None,
             )
-        snapshot = json.loads(await asyncio.wait_for(self.websocket.recv(), 60))
+        if self.socketio:
+            await asyncio.wait_for(handshake(self.websocket), 60)
+        snapshot = json.loads(await asyncio.wait_for(self.next_text(), 60))
         self.version = snapshot["version"]
+
+    async def next_text(self) -> str:
+        while True:
+            text = await self.websocket.recv()
+            text = await self.unwrap(text)
+            if text is not None:
+                return text
+
+    async def unwrap(self, text: str) -> str | None:
+        """The frame's JSON text; Socket.IO's pings are answered, its other packets skipped."""
+        if not self.socketio:
+            return text
+        if text == "2":
+            await self.websocket.send("3")
+            return None
+        return message_text(text)
 
     async def read(self) -> None:
         receipts = self.harness.receipts
         previous = self.version
         try:
-            async for text in self.websocket:
+            async for packet in self.websocket:
                 now = time.time()
+                text = await self.unwrap(packet)
+                if text is None:
+                    continue
                 version, snapshot = frame_version(text)
                 if version is None:  # the server says our standings may be stale
                     self.harness.stale_notices += 1
@@ -174,6 +205,19 @@ class Harness:
         await asyncio.gather(*(one(i) for i in range(count)))
         return {"opened": count - failed, "failed": failed, "seconds": time.monotonic() - start}
 
+    async def storm(self, concurrency: int) -> dict:
+        """Every connection dropped at once, then all back: the time until all are resynced."""
+        urls = [spectator.url for spectator in self.spectators]
+        started = time.monotonic()
+        for spectator in self.spectators:
+            spectator.websocket.transport.abort()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.spectators, self.tasks = [], set()
+        reopened = await self.open(urls, len(urls), concurrency)
+        return {**reopened, "seconds": time.monotonic() - started}
+
     async def collect(self, commits: list[list[float]], timeout: float) -> dict:
         last = max(int(v) for v, _ in commits)
         self.waiting_for = last
@@ -228,6 +272,8 @@ async def main() -> None:
             reply = await harness.open(command["urls"], command["count"], command["concurrency"])
         elif command["cmd"] == "collect":
             reply = await harness.collect(command["commits"], command["timeout"])
+        elif command["cmd"] == "storm":
+            reply = await harness.storm(command["concurrency"])
         elif command["cmd"] == "ready":
             reply = {}
         else:

@@ -21,7 +21,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.run import (
+from bench.lab import (
     DOC,
     RESULTS,
     Servers,

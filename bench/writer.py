@@ -108,9 +108,16 @@ def admin_writer(base_url: str, players_json: str):
 
 
 def reference_writer(url: str):
+    """The websockets reference (ws://...) or the Socket.IO one (sio+ws://...)."""
     from websockets.sync.client import connect
 
-    websocket = contextlib.ExitStack().enter_context(connect(url + "/publish"))  # open until exit
+    from bench.engineio import event, handshake_sync, socketio_url
+
+    socketio = url.startswith("sio+")
+    target = socketio_url(url, role="publisher") if socketio else url + "/publish"
+    websocket = contextlib.ExitStack().enter_context(connect(target))  # open until exit
+    if socketio:
+        handshake_sync(websocket)
     version = [0]
 
     def change(index: int, width: int = 1) -> list:
@@ -125,7 +132,7 @@ def reference_writer(url: str):
             separators=(",", ":"),
         )
         start = time.time()
-        websocket.send(frame)
+        websocket.send(event("publish", frame) if socketio else frame)
         return [version[0], start]
 
     return change

@@ -35,6 +35,11 @@ class Deployment:
         )
         return a, b
 
+    async def two_daphnes_and_staff(self, *, staff_on: int = 0) -> tuple[DaphneProcess, DaphneProcess, Staff]:
+        """Two Daphne processes, and staff1 logged in to the admin of one of them."""
+        daphnes = await self.start_two_daphnes()
+        return *daphnes, await self.staff(daphnes[staff_on])
+
     async def staff(self, daphne: DaphneProcess, username: str = "staff1") -> Staff:
         """A staff member logged in to the admin of one process."""
         return await asyncio.to_thread(Staff(daphne.http_url, username).log_in)

@@ -24,6 +24,9 @@ class Spectator:
         self.urls = [f"{url}/ws/boards/{slug}/" for url in urls]
         self.version: int | None = None
         self.scores: dict[int, int] = {}
+        self.names: dict[int, str] = {}
+        self.first_snapshot: int | None = None  # the version of the first snapshot
+        self.versions_seen: list[int] = []  # every update's version, in arrival order
         self.awaiting_snapshot = True
         self.close_codes: list[int | None] = []
         self.frames: list[str] = []  # frame types in arrival order
@@ -71,16 +74,22 @@ class Spectator:
         kind = message["type"]
         if kind == "snapshot":
             self.scores = {p["id"]: p["score"] for p in message["players"]}
+            self.names = {p["id"]: p["name"] for p in message["players"]}
             self.version = message["version"]
+            if self.first_snapshot is None:
+                self.first_snapshot = self.version
             self.applied_at.setdefault(self.version, time.time())
             self.awaiting_snapshot = False
         elif kind == "update":
+            self.versions_seen.append(message["version"])
             if self.awaiting_snapshot or message["version"] <= self.version:
                 return
             if message["version"] == self.version + 1:
                 self.scores.update({p["id"]: p["score"] for p in message["players"]})
+                self.names.update({p["id"]: p["name"] for p in message["players"]})
                 for player_id in message["removed"]:
                     self.scores.pop(player_id, None)
+                    self.names.pop(player_id, None)
                 self.version = message["version"]
                 self.applied_at[self.version] = time.time()
             else:
@@ -111,12 +120,22 @@ class Spectator:
 @asynccontextmanager
 async def spectators(urls: list[str], count: int):
     """`count` spectators spread over the servers' URLs, always stopped."""
-    crowd = [Spectator(urls[i % len(urls) :] + urls[: i % len(urls)]).start() for i in range(count)]
+    crowd: list[Spectator] = []
     try:
+        await join(crowd, urls, count)
         yield crowd
     finally:
         for spectator in crowd:
             await spectator.stop()
+
+
+async def join(crowd: list[Spectator], urls: list[str], count: int, *, at_once: int = 40) -> None:
+    """`count` more spectators in `crowd`, `at_once` connecting at a time (Daphne's backlog is 50)."""
+    for _ in range(count):
+        if len(crowd) >= at_once:
+            await crowd[-at_once].wait_until(lambda s: s.version is not None, 30, "connected")
+        i = len(crowd)
+        crowd.append(Spectator(urls[i % len(urls) :] + urls[: i % len(urls)]).start())
 
 
 async def converge(

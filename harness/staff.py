@@ -4,6 +4,7 @@ import http.cookiejar
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 
 from harness.admin_pages import AdminForm
 from harness.servers import manage, server_env
@@ -28,13 +29,37 @@ class Staff:
 
     def request(self, path: str, fields: list[tuple[str, str]] | None = None) -> tuple[int, str]:
         data = None if fields is None else urllib.parse.urlencode(fields).encode()
+        return self.send(path, data)
+
+    def send(self, path: str, data: bytes | None, *, content_type: str | None = None, timeout: float = 30):
+        """(status, body) of one request to the site, with this member's cookies and no redirect."""
         request = urllib.request.Request(self.base_url + path, data=data)
         request.add_header("Referer", self.base_url + path)
+        if content_type:
+            request.add_header("Content-Type", content_type)
         try:
-            with self.opener.open(request, timeout=30) as response:
+            with self.opener.open(request, timeout=timeout) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode(errors="replace")
+
+    def upload(
+        self, path: str, fields: list[tuple[str, str]], *, file_field: str, filename: str, content: bytes
+    ) -> tuple[int, str]:
+        """POST a form with one file, multipart-encoded as a browser sends it."""
+        boundary = uuid.uuid4().hex
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+            for name, value in fields
+        ]
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n".encode()
+            + content
+            + b"\r\n"
+        )
+        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+        return self.send(path, body, content_type=f"multipart/form-data; boundary={boundary}", timeout=120)
 
     def csrf_token(self) -> str:
         return next(c.value for c in self.cookies if c.name == "csrftoken")

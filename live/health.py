@@ -1,13 +1,17 @@
-"""`GET /healthz` for load balancers and process managers: can this process serve spectators?"""
+"""Endpoints for operations: `GET /healthz` (can this process serve spectators?) and `/metrics`."""
 
 import asyncio
+import hmac
 import logging
+import os
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 logger = logging.getLogger(__name__)
 
@@ -47,3 +51,23 @@ async def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503
     )
+
+
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics (live/delivery/metrics.py), for the configured addresses or a token.
+
+    Anyone else gets the same 404 as any unknown page: the endpoint is not advertised.
+    """
+    token = settings.LIVE_METRICS_TOKEN
+    authorization = request.headers.get("Authorization", "")
+    allowed = request.META.get("REMOTE_ADDR") in settings.LIVE_METRICS_ALLOWED_IPS or (
+        token and hmac.compare_digest(authorization, f"Bearer {token}")
+    )
+    if not allowed:
+        raise Http404
+    registry = REGISTRY
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

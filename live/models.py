@@ -103,6 +103,8 @@ class Change(models.Model):
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.SCRIPT)
     # The board's own fields this change-set changed: {"name": [old, new], "is_public": [...]}.
     board_fields = models.JSONField(default=dict, blank=True)
+    # For an undo (live/scores/undo.py): the version of the change-set it undid.
+    undoes = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["board", "-version"]

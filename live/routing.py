@@ -1,7 +1,7 @@
-from channels.auth import AuthMiddlewareStack
 from django.urls import path, re_path
 
 from live.delivery import consumers, events
+from live.delivery.auth import SessionAuthMiddleware
 
 websocket_urlpatterns = [
     path("ws/boards/<slug:slug>/", consumers.SpectatorConsumer.as_asgi()),
@@ -10,5 +10,5 @@ websocket_urlpatterns = [
 
 # HTTP routes served before Django (scoreboard/asgi.py): the session tells who watches.
 event_stream_urlpatterns = [
-    path("events/boards/<slug:slug>/", AuthMiddlewareStack(events.EventStreamConsumer.as_asgi())),
+    path("events/boards/<slug:slug>/", SessionAuthMiddleware(events.EventStreamConsumer.as_asgi())),
 ]

@@ -1,12 +1,13 @@
 import re
 
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 
 from live.delivery.frames import error_payload
 from live.delivery.protocol import PAGE_CLOSE_CODES
-from live.scores import selectors
+from live.scores import history, selectors
 from live.scores.selectors import BoardUnavailable
 from scoreboard.csp import embeddable
 
@@ -86,10 +87,68 @@ def board_api(request: HttpRequest, slug: str) -> JsonResponse:
     try:
         board = selectors.board_for(slug=slug, user=request.user)
     except BoardUnavailable as refusal:
-        status, code, message = REFUSALS[refusal.reason]
-        return JsonResponse(error_payload(code, message), status=status)
+        return refused_json(refusal)
     snapshot = selectors.board_snapshot(board_id=board.pk)
     return JsonResponse(snapshot, json_dumps_params={"ensure_ascii": False})
+
+
+class InvalidQuery(ValueError):
+    """A query parameter the history API cannot use; its message says why."""
+
+
+def query_int(request: HttpRequest, name: str, *, default: int, low: int, high: int | None = None) -> int:
+    raw = request.GET.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidQuery(f"{name} must be an integer.") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise InvalidQuery(f"{name} must be {bounds}.")
+    return value
+
+
+def board_history_api(request: HttpRequest, slug: str) -> JsonResponse:
+    """The board's change-sets after version `after`, oldest first, `limit` at most (docs/PROTOCOL.md)."""
+    try:
+        board = selectors.board_for(slug=slug, user=request.user)
+    except BoardUnavailable as refusal:
+        return refused_json(refusal)
+    try:
+        after = query_int(request, "after", default=0, low=0)
+        limit = query_int(request, "limit", default=history.DEFAULT_LIMIT, low=1, high=history.MAX_LIMIT)
+    except InvalidQuery as error:
+        return JsonResponse(error_payload("invalid_query", str(error)), status=400)
+    document = history.board_history(
+        board=board, after=after, limit=limit, with_who=history.shows_who(request.user)
+    )
+    return JsonResponse(document, json_dumps_params={"ensure_ascii": False})
+
+
+TIMELINE_PAGE_SIZE = 50
+
+
+def board_history_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """The board's change-sets, newest first, a page at a time."""
+    try:
+        board = selectors.board_for(slug=slug, user=request.user)
+    except BoardUnavailable as refusal:
+        return refused_page(request, refusal)
+    page = Paginator(history.change_sets(board=board), TIMELINE_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "board": board,
+        "page": page,
+        "entries": [(change, history.describe(change)) for change in page],
+        "with_who": history.shows_who(request.user),
+    }
+    return render(request, "live/history.html", context)
+
+
+def refused_json(refusal: BoardUnavailable) -> JsonResponse:
+    status, code, message = REFUSALS[refusal.reason]
+    return JsonResponse(error_payload(code, message), status=status)
 
 
 def refused_page(request: HttpRequest, refusal: BoardUnavailable) -> HttpResponse:

@@ -8,13 +8,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scoreboard.settings")
 # Set up Django (apps, models) before anything imports consumers.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from live.delivery import daphne  # noqa: E402
+from live.delivery.auth import SessionAuthMiddleware  # noqa: E402
 from live.routing import event_stream_urlpatterns, websocket_urlpatterns  # noqa: E402
 
 daphne.install(send_buffer_limit=settings.LIVE_SEND_BUFFER_LIMIT)
@@ -23,6 +23,6 @@ application = ProtocolTypeRouter(
     {
         # Server-Sent Events streams are served by the relay, like WebSockets; the rest by Django.
         "http": URLRouter([*event_stream_urlpatterns, re_path(r"", django_asgi_app)]),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(SessionAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

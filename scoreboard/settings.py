@@ -84,7 +84,7 @@ if HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
     # Load balancers probe over plain HTTP.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_number("DJANGO_HSTS_SECONDS", 31536000)
@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "servestatic",
     "django.contrib.staticfiles",
     "channels",
+    "import_export",
     "live",
 ]
 
@@ -181,6 +182,13 @@ LIVE_SEND_BUFFER_LIMIT = env_number("LIVE_SEND_BUFFER_LIMIT", 1024 * 1024)
 LIVE_PUBLISH_TIMEOUT = env_number("LIVE_PUBLISH_TIMEOUT", 0.25, float)
 # How often each server process compares its boards' versions with the database.
 LIVE_FRESHNESS_EVERY = env_number("LIVE_FRESHNESS_EVERY", 0.5, float)
+# Write each update framed once, straight to Daphne's sockets (live/delivery/daphne.py);
+# 0 sends through ASGI instead, as under another server (for comparison in bench/).
+LIVE_DIRECT_SEND = env_bool("LIVE_DIRECT_SEND", True)
+# /metrics (Prometheus) answers these client addresses, and any request with the token
+# (`Authorization: Bearer <token>`); everyone else gets 404.
+LIVE_METRICS_ALLOWED_IPS = env_list("LIVE_METRICS_ALLOWED_IPS", "127.0.0.1,::1")
+LIVE_METRICS_TOKEN = os.environ.get("LIVE_METRICS_TOKEN", "")
 # How long a relay holds an update that overtook its predecessor before reading the gap.
 LIVE_REORDER_HOLD = env_number("LIVE_REORDER_HOLD", 0.1, float)
 

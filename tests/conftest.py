@@ -7,14 +7,17 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.core.management import call_command
 from django.db import transaction
 
+from harness.admin_session import AdminSession
 from harness.deployment import Deployment
 from harness.servers import DaphneProcess, RedisServer
 from harness.staff import prepare_database
@@ -165,3 +168,20 @@ def deployment(tmp_path, prepared_sqlite):
     yield start
     for deployment in started:
         deployment.stop()
+
+
+@pytest.fixture
+def demo_board(db) -> Board:
+    """The demo board of `manage.py seed_demo`, with its eight players."""
+    call_command("seed_demo", stdout=StringIO())
+    return Board.objects.get(slug="demo")
+
+
+@pytest.fixture
+def staff1(db) -> AdminSession:
+    return AdminSession("staff1")
+
+
+@pytest.fixture
+def staff2(db) -> AdminSession:
+    return AdminSession("staff2")

@@ -27,13 +27,22 @@ async def test_first_frame_is_a_snapshot_in_rank_order(players):
     }
 
 
-async def test_a_committed_save_arrives_as_the_next_version(players):
+async def next_frame_after(write, *args) -> dict:
+    """The frame a new spectator of "finals" receives after its snapshot, once `write` ran."""
     async with spectate("finals") as ws:
         await receive(ws)
-        dee = players[3]
-        dee.score = 25
-        await in_thread(dee.save)
-        update = await receive(ws)
+        await in_thread(write, *args)
+        return await receive(ws)
+
+
+def set_score(player, score: int) -> None:
+    player.score = score
+    player.save()
+
+
+async def test_a_committed_save_arrives_as_the_next_version(players):
+    dee = players[3]
+    update = await next_frame_after(set_score, dee, 25)
     assert update == {
         "type": "update",
         "version": 3,
@@ -43,20 +52,15 @@ async def test_a_committed_save_arrives_as_the_next_version(players):
 
 
 async def test_a_deleted_player_is_listed_as_removed(players):
-    async with spectate("finals") as ws:
-        await receive(ws)
-        ada_id = players[0].pk
-        await in_thread(players[0].delete)
-        update = await receive(ws)
+    ada_id = players[0].pk
+    update = await next_frame_after(players[0].delete)
     assert update["players"] == [] and update["removed"] == [ada_id]
 
 
 async def test_resync_answers_with_a_snapshot_of_the_newest_version(players):
     async with spectate("finals") as ws:
         await receive(ws)
-        ada = players[0]
-        ada.score = 99
-        await in_thread(ada.save)
+        await in_thread(set_score, players[0], 99)
         assert (await receive(ws))["version"] == 3
         await ws.send_json_to({"type": "resync"})
         snapshot = await receive(ws)

@@ -37,8 +37,7 @@ def log_lines(daphne: DaphneProcess, pattern: str) -> int:
 async def test_redis_stopped_while_staff_save_then_spectators_converge(deployment, layer):
     """Saves succeed during the outage, logged once each; spectators go stale, then converge."""
     live = deployment(layer=layer)
-    a, b = await live.start_two_daphnes()
-    staff = await live.staff(a)
+    a, b, staff = await live.two_daphnes_and_staff()
     players = live.db.players(live.board_id)
     async with live.watching(4, a, b) as crowd:
         await asyncio.to_thread(live.redis.stop)
@@ -76,8 +75,7 @@ async def test_redis_stopped_while_staff_save_then_spectators_converge(deploymen
 async def test_redis_restarted_empty_then_saves_reach_every_spectator(deployment, layer):
     """A restarted Redis has forgotten every group: relays re-add theirs and resync."""
     live = deployment(layer=layer)
-    a, b = await live.start_two_daphnes()
-    staff = await live.staff(b)
+    a, b, staff = await live.two_daphnes_and_staff(staff_on=1)
     players = live.db.players(live.board_id)
     async with live.watching(4, a, b) as crowd:
         await asyncio.to_thread(live.redis.stop)
@@ -102,8 +100,7 @@ async def test_daphne_killed_spectators_reconnect_to_another_process_and_resync(
     messages queued for it are never read and expire, harming nobody.
     """
     live = deployment(layer=layer)
-    a, b = await live.start_two_daphnes()
-    staff = await live.staff(b)
+    a, b, staff = await live.two_daphnes_and_staff(staff_on=1)
     players = live.db.players(live.board_id)
     async with live.watching(4, a, b) as crowd:
         on_a = [s for s in crowd if s.urls[0].startswith(a.ws_url)]
@@ -125,8 +122,7 @@ async def test_daphne_killed_spectators_reconnect_to_another_process_and_resync(
 async def test_sigterm_closes_spectators_with_1001_and_they_reconnect_to_another_process(deployment):
     """A stopping Daphne says "going away"; its spectators move to the other process."""
     live = deployment(layer="pubsub")
-    a, b = await live.start_two_daphnes()
-    staff = await live.staff(b)
+    a, b, staff = await live.two_daphnes_and_staff(staff_on=1)
     players = live.db.players(live.board_id)
     async with live.watching(4, a, b) as crowd:
         on_a = [s for s in crowd if s.urls[0].startswith(a.ws_url)]

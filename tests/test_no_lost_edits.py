@@ -7,86 +7,23 @@ run on PostgreSQL with `make test-postgres` (DATABASE_URL pointed at a server).
 
 import html
 import re
-from urllib.parse import urlencode
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import User
-from django.core.management import call_command
-from django.test import Client
 from django.utils import timezone
 
 from harness.admin_pages import AdminForm
+from harness.admin_session import PLAYERS
+from harness.admin_session import AdminSession as Staff
 from live.models import Board, Change, Player
 from live.scores import changes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PASSWORD = "pw-for-tests-only"
-PLAYERS = "/admin/live/player/"
-
-
-class Staff:
-    """A staff member logged in through the admin's login page, in their own browser session."""
-
-    def __init__(self, username: str) -> None:
-        self.user = User.objects.create_superuser(username, password=PASSWORD)
-        self.client = Client(enforce_csrf_checks=True)
-        login = self.open("/admin/login/", "login-form")
-        login.set("username", username).set("password", PASSWORD)
-        assert self.post("/admin/login/", login.submit(None)).status_code == 302
-
-    def post(self, path: str, fields: list[tuple[str, str]]):
-        """POST as a browser does: urlencoded, a field name may repeat."""
-        return self.client.post(path, urlencode(fields), content_type="application/x-www-form-urlencoded")
-
-    def open(self, path: str, form_id: str) -> AdminForm:
-        response = self.client.get(path)
-        assert response.status_code == 200, path
-        return AdminForm(response.content.decode(), form_id)
-
-    def open_player(self, player: Player) -> AdminForm:
-        return self.open(f"{PLAYERS}{player.pk}/change/", "player_form")
-
-    def open_players(self) -> AdminForm:
-        return self.open(PLAYERS, "changelist-form")
-
-    def open_board(self, board: Board) -> AdminForm:
-        return self.open(f"/admin/live/board/{board.pk}/change/", "board_form")
-
-    def save_player(self, player: Player, form: AdminForm):
-        return self.post(f"{PLAYERS}{player.pk}/change/", form.submit())
-
-    def save_players(self, form: AdminForm):
-        return self.post(PLAYERS, form.submit())
-
-    def save_board(self, board: Board, form: AdminForm):
-        return self.post(f"/admin/live/board/{board.pk}/change/", form.submit())
-
-    def award(self, action: str, *players: Player):
-        """Tick the players in the changelist, choose the action and click Go."""
-        page = self.open_players().set("action", action)
-        for player in players:
-            page.tick("_selected_action", player.pk)
-        response = self.post(PLAYERS, page.submit("index", "0"))
-        assert response.status_code == 302
-        return response
-
 
 @pytest.fixture
-def board(db) -> Board:
-    call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
-    return Board.objects.get(slug="demo")
-
-
-@pytest.fixture
-def staff1(db) -> Staff:
-    return Staff("staff1")
-
-
-@pytest.fixture
-def staff2(db) -> Staff:
-    return Staff("staff2")
+def board(demo_board) -> Board:
+    return demo_board
 
 
 def player(name: str) -> Player:
@@ -250,11 +187,7 @@ def test_a_row_changed_by_both_refuses_the_whole_list_naming_who_changed_it(boar
     saved_by_staff1 = last_record(board)
     before = scores()
 
-    response = staff2.save_players(
-        page.set(f"{page.row(ada.pk)}-score", 45).set(f"{page.row(radia.pk)}-score", 12)
-    )
-
-    assert response.status_code == 200
+    response = refused(staff2, page, {ada: 45, radia: 12})
     assert errors(response) == [
         f"staff1 changed score to 60 at {when(saved_by_staff1)}, after this page was loaded (it showed 42). "
         "Nothing was saved. The page now has your value: save again to replace 60 with it."
@@ -265,6 +198,15 @@ def test_a_row_changed_by_both_refuses_the_whole_list_naming_who_changed_it(boar
         r"<tr[^>]*>((?:(?!</tr>).)*errorlist(?:(?!</tr>).)*)</tr>", response.content.decode(), re.S
     )
     assert f"/admin/live/player/{ada.pk}/change/" in row[1]
+
+
+def refused(staff: Staff, page, scores: dict[Player, int]):
+    """Save these scores in a Players list loaded earlier; the page comes back refused."""
+    for row_player, score in scores.items():
+        page = page.set(f"{page.row(row_player.pk)}-score", score)
+    response = staff.save_players(page)
+    assert response.status_code == 200
+    return response
 
 
 def delete_player(staff: Staff, player: Player) -> None:
@@ -283,11 +225,7 @@ def test_a_row_deleted_meanwhile_is_skipped_if_untouched_and_named_if_changed(bo
     page = staff2.open_players()
     delete_player(staff1, ken)
     deleted = last_record(board)
-    response = staff2.save_players(
-        page.set(f"{page.row(ada.pk)}-score", 51).set(f"{page.row(ken.pk)}-score", 1)
-    )
-
-    assert response.status_code == 200
+    response = refused(staff2, page, {ada: 51, ken: 1})
     assert errors(response) == [
         f"“Ken” was deleted or moved by staff1 at {when(deleted)}, after this page was loaded. "
         "Nothing was saved."

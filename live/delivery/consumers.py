@@ -2,9 +2,12 @@
 
 import logging
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
-from live.delivery import reads
+from live.delivery import metrics
+from live.delivery.daphne import SOCKET_EXTENSION
 from live.delivery.protocol import (
     CLOSE_BOARD_NOT_FOUND,
     CLOSE_TRY_AGAIN_LATER,
@@ -20,22 +23,46 @@ from live.scores.selectors import BoardUnavailable
 logger = logging.getLogger(__name__)
 
 
-class SpectatorConsumer(AsyncWebsocketConsumer):
-    """One spectator of one board, fed by the process's relay (live/delivery/feed.py)."""
+class NoDatabaseConsumer(AsyncWebsocketConsumer):
+    """A consumer that never touches the database itself (its reads hop in live/delivery/reads.py).
+
+    Channels closes stale database connections before every handler, a hop to Django's one
+    database thread per connect, ping and disconnect; such a consumer has none to close.
+    """
 
     # Spectators are reached through the relay, not through a layer channel each.
     channel_layer_alias = None
 
+    async def dispatch(self, message) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+
+class SpectatorConsumer(NoDatabaseConsumer):
+    """One spectator of one board, fed by the process's relay (live/delivery/feed.py)."""
+
     board_id: int | None = None
     may_view_private = False
+    counted = False
 
     async def connect(self) -> None:
         self.flood_guard = FloodGuard()
+        # Daphne's socket, for frames written once for all (None under another server).
+        self.socket = (
+            self.scope.get("extensions", {}).get(SOCKET_EXTENSION) if settings.LIVE_DIRECT_SEND else None
+        )
         # Accept before any close: a close before accept reaches a browser only as 1006.
         await self.accept()
+        self.counted = True
+        metrics.CONNECTS.inc()
+        metrics.CONNECTIONS.inc()
         slug = self.scope["url_route"]["kwargs"]["slug"]
         try:
-            board_id, self.may_view_private = await reads.find_board(slug=slug, user=self.scope.get("user"))
+            board_id, self.may_view_private = await get_relay().find_board(
+                slug=slug, user=self.scope.get("user")
+            )
         except BoardUnavailable as refusal:
             await self.close(code=close_code_for(refusal))
             return
@@ -48,6 +75,8 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
 
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            metrics.CONNECTIONS.dec()
         if self.board_id is not None:
             await get_relay().leave(self.board_id, self)
 
@@ -74,10 +103,8 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
         await self.close(code=code)
 
 
-class NotFoundConsumer(AsyncWebsocketConsumer):
+class NotFoundConsumer(NoDatabaseConsumer):
     """Any other WebSocket path: accept, then close with 4404 so clients stop retrying."""
-
-    channel_layer_alias = None
 
     async def connect(self) -> None:
         await self.accept()

@@ -14,6 +14,16 @@ says when it can go:
   that stops reading makes Twisted buffer every later frame in the server's memory. Once a
   socket's unsent bytes pass `limit` (plus its largest single message, e.g. a big board's
   snapshot) it is closed with 1013 (docs/BENCHMARKS.md).
+- **Frames written once for all (the seam).** Each WebSocket's scope carries
+  `scope["extensions"]["scoreboard.socket"]`, a `DaphneSocket`: the relay frames an update
+  once (autobahn's `prepareMessage()`) and writes the same bytes to every local socket,
+  straight to the kernel when nothing waits before them (one `send()` per spectator instead
+  of Twisted's buffer, `add_writer`, a later write and `remove_writer`), skipping the
+  per-spectator ASGI send. Under another server the extension is absent and consumers send
+  through ASGI as usual (live/delivery/feed.py).
+- **No debug formatting on every connect.** autobahn pretty-prints its ~30 settings for a
+  debug line on every new connection, then drops the line at any other log level: 14 % of a
+  connect storm's event-loop time in a profile. It now formats only while debugging.
 - **The same cap for event streams.** A Server-Sent Events response (live/delivery/events.py)
   is written through Daphne's HTTP protocol, which has no back-pressure either: a stream
   whose unsent bytes pass the same limit is dropped (the client resumes with Last-Event-ID).
@@ -26,6 +36,7 @@ says when it can go:
 
 import functools
 import logging
+import pprint
 import time
 
 from zope.interface import implementer
@@ -36,12 +47,75 @@ logger = logging.getLogger(__name__)
 
 # How long a stopping server waits for clients to answer its close frames.
 SHUTDOWN_GRACE = 2.0
+SOCKET_EXTENSION = "scoreboard.socket"
+
+
+class DaphneSocket:
+    """One connection's Daphne socket: write frames encoded and framed once for all."""
+
+    __slots__ = ("protocol",)
+
+    def __init__(self, protocol) -> None:
+        self.protocol = protocol
+
+    @property
+    def open(self) -> bool:
+        protocol = self.protocol
+        return protocol.state == protocol.STATE_OPEN and not protocol.lagging
+
+    def prepare(self, text: str):
+        """Frame a message once, for every socket of this server."""
+        return self.protocol.factory.prepareMessage(text.encode())
+
+    def send(self, prepared) -> None:
+        protocol = self.protocol
+        if protocol._perMessageCompress is not None:  # negotiated compression frames per socket
+            protocol.sendPreparedMessage(prepared)
+            return
+        _allow_one_large_message(protocol, len(prepared.payload))
+        write_now(protocol.transport, prepared.payloadHybi)
+
+
+def write_now(transport, data: bytes) -> None:
+    """Write to the socket at once when nothing waits before it; Twisted buffers the rest.
+
+    Twisted's `write()` never writes immediately: it buffers, registers the socket with the
+    event loop and writes on the next turn. With an empty buffer one `send()` does it all.
+    """
+    try:
+        idle = (
+            transport.connected
+            and not transport.disconnecting
+            and not transport._writeDisconnected
+            and not transport._tempDataLen
+            and len(transport.dataBuffer) == transport.offset
+        )
+        write_some = transport.writeSomeData
+    except AttributeError:  # not a plain TCP transport (TLS, another reactor): the usual way
+        transport.write(data)
+        return
+    written = write_some(data) if idle else 0
+    if isinstance(written, BaseException) or written < 0:
+        written = 0  # let Twisted find the lost connection on its own write
+    if written < len(data):
+        transport.write(data[written:])
+
+
+def _allow_one_large_message(protocol, size: int) -> None:
+    # One message bigger than the send-buffer limit (a big board's snapshot) is not a
+    # backlog: the cap counts the unsent bytes beyond the largest message sent on the socket.
+    limit = protocol.send_buffer_limit
+    if limit > 0 and size > limit:
+        protocol.transport.bufferSize = max(protocol.transport.bufferSize, limit + size)
 
 
 def install(*, send_buffer_limit: int, shutdown_grace: float = SHUTDOWN_GRACE) -> None:
     """Patch Daphne's WebSocket protocol and factory, once; 0 disables the send-buffer cap."""
     try:
+        import txaio
+        from autobahn.websocket import protocol as autobahn_protocol
         from daphne.http_protocol import WebRequest
+        from daphne.server import Server
         from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
         from twisted.internet import reactor
         from twisted.internet.interfaces import IPushProducer
@@ -98,12 +172,18 @@ def install(*, send_buffer_limit: int, shutdown_grace: float = SHUTDOWN_GRACE) -
             pass
 
     servers: list = []
+    create_application = Server.create_application
     handle_reply = WebRequest.handle_reply
     factory_init = WebSocketFactory.__init__
     on_open = WebSocketProtocol.onOpen
     server_close = WebSocketProtocol.serverClose
     server_send = WebSocketProtocol.serverSend
     send_message = WebSocketProtocol.sendMessage
+
+    def create_application_with_socket(self, protocol, scope):
+        if scope.get("type") == "websocket":
+            scope.setdefault("extensions", {})[SOCKET_EXTENSION] = DaphneSocket(protocol)
+        return create_application(self, protocol, scope)
 
     def __init__(self, *args, **kwargs):  # noqa: N807 - wraps the factory's own
         factory_init(self, *args, **kwargs)
@@ -136,10 +216,8 @@ def install(*, send_buffer_limit: int, shutdown_grace: float = SHUTDOWN_GRACE) -
         if self.lagging:
             return  # closing it; frames for it would only fill memory again
         if send_buffer_limit > 0 and len(content) * 4 > send_buffer_limit:
-            # Perhaps over the limit once encoded (UTF-8: up to 4 bytes a character). One
-            # message bigger than the limit is not a backlog: count the bytes beyond it.
-            size = len(content) if binary else len(content.encode())
-            self.transport.bufferSize = max(self.transport.bufferSize, send_buffer_limit + size)
+            # Perhaps over the limit once encoded (UTF-8: up to 4 bytes a character).
+            _allow_one_large_message(self, len(content) if binary else len(content.encode()))
         return server_send(self, content, binary)
 
     def guarded_reply(self, message):
@@ -166,10 +244,19 @@ def install(*, send_buffer_limit: int, shutdown_grace: float = SHUTDOWN_GRACE) -
         finally:
             self.maxMessagePayloadSize = inbound_limit
 
+    def pformat_when_debugging(obj, *args, **kwargs) -> str:
+        try:
+            debugging = txaio.get_global_log_level() in ("debug", "trace")
+        except Exception:  # noqa: BLE001 - logging not set up by txaio: format as autobahn did
+            debugging = True
+        return pprint.pformat(obj, *args, **kwargs) if debugging else "(formatted only when debugging)"
+
     if "maxMessagePayloadSize" not in getattr(WebSocketProtocol, "CONFIG_ATTRS", ()):
         logger.warning("autobahn has no maxMessagePayloadSize any more: check its send limit")
     WebRequest.handle_reply = guarded_reply
     WebRequest.stream_guarded = False
+    autobahn_protocol.pformat = pformat_when_debugging
+    Server.create_application = create_application_with_socket
     WebSocketFactory.__init__ = __init__
     WebSocketProtocol.onOpen = onOpen
     WebSocketProtocol.serverClose = serverClose

@@ -10,6 +10,7 @@ import functools
 import logging
 import re
 
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 
@@ -80,6 +81,9 @@ class EventStreamConsumer(AsyncHttpConsumer):
 
     board_id: int | None = None
     may_view_private = False
+    # No socket to write frames framed once for all (live/delivery/daphne.py): the feed
+    # hands each frame to send_frame().
+    socket = None
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -88,6 +92,18 @@ class EventStreamConsumer(AsyncHttpConsumer):
         self.ended_with: int | None = None
         self.last_sent = 0.0
         self.keep_alive: asyncio.Task | None = None
+
+    async def dispatch(self, message) -> None:
+        # Like consumers.NoDatabaseConsumer: no hop to close database connections it never
+        # opened (its reads hop in live/delivery/reads.py).
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def http_disconnect(self, message) -> None:
+        await self.disconnect()
+        raise StopConsumer()
 
     async def http_request(self, message) -> None:
         # AsyncHttpConsumer ends the consumer when handle() returns; a stream must live on
@@ -107,7 +123,9 @@ class EventStreamConsumer(AsyncHttpConsumer):
             return False
         slug = self.scope["url_route"]["kwargs"]["slug"]
         try:
-            board_id, self.may_view_private = await reads.find_board(slug=slug, user=self.scope.get("user"))
+            board_id, self.may_view_private = await get_relay().find_board(
+                slug=slug, user=self.scope.get("user")
+            )
         except BoardUnavailable as refusal:
             await self.send_ending(close_code_for(refusal))
             return False

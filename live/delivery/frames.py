@@ -5,7 +5,7 @@ Every frame a spectator receives is built here and encoded once, by `encode()`.
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from live.models import Board, Player
@@ -65,7 +65,7 @@ def error_payload(code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message}
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Frame:
     """An encoded snapshot or update of one board version, ready for every socket."""
 
@@ -73,3 +73,12 @@ class Frame:
     text: str
     # Relays hold a private board's frames back from spectators not allowed to see it.
     public: bool
+    snapshot: bool = False
+    slug: str = ""  # the board's slug as of this version (relays look watched boards up by it)
+    # The message framed once, by the first socket that sends it (live/delivery/daphne.py).
+    _prepared: object = field(default=None, repr=False)
+
+    def prepared_for(self, socket) -> object:
+        if self._prepared is None:
+            self._prepared = socket.prepare(self.text)
+        return self._prepared

@@ -41,6 +41,7 @@ def publish_change_set(*, board_id: int, version: int) -> None:
             "version": frame.version,
             "text": frame.text,
             "public": frame.public,
+            "slug": frame.slug,
         },
     )
 

@@ -10,13 +10,14 @@ heartbeat (heartbeat.py) and the comparison with the database (freshness.py).
 
 import asyncio
 import logging
+import time
 import weakref
 from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from live.delivery import reads
+from live.delivery import metrics, reads
 from live.delivery.feed import BoardFeed, Spectator
 from live.delivery.frames import Frame
 from live.delivery.freshness import FreshnessCheck
@@ -46,6 +47,18 @@ class Relay:
     def live(self) -> bool:
         return self.heartbeat.live
 
+    async def find_board(self, *, slug: str, user) -> tuple[int, bool]:
+        """(board id, may the user view private boards) or BoardUnavailable.
+
+        An anonymous spectator of a public board already watched here needs no database: the
+        feed knows the board's slug and whether it is public as of its newest version.
+        """
+        if user is None or not user.is_authenticated:
+            feed = next((f for f in self.feeds.values() if f.slug == slug), None)
+            if feed is not None and feed.public:
+                return feed.board_id, False
+        return await reads.find_board(slug=slug, user=user)
+
     async def watch(self, board_id: int, spectator: Spectator) -> None:
         """Route the board's updates here, then send the spectator its snapshot and updates."""
         async with self._membership:
@@ -67,6 +80,7 @@ class Relay:
         """A spectator asked for a snapshot: the current one, read once per board and moment."""
         feed = self.feeds.get(board_id)
         if feed is not None:
+            metrics.RESYNCS.labels("client").inc()
             await feed.send_snapshot(spectator)
 
     async def leave(self, board_id: int, spectator: Spectator) -> None:
@@ -95,6 +109,7 @@ class Relay:
             return
         self.channel = await self.layer.new_channel()
         self.heartbeat.live = True
+        metrics.BROKER_UP.set(1)
         self._tasks = [
             asyncio.create_task(self._listen()),
             asyncio.create_task(self.heartbeat.run()),
@@ -135,25 +150,34 @@ class Relay:
         if feed is None:
             return
         if message["type"] == UPDATE:
+            received = time.perf_counter()
             frame = Frame(
-                version=message["version"], text=message["text"], public=message.get("public", True)
+                version=message["version"],
+                text=message["text"],
+                public=message.get("public", True),
+                slug=message.get("slug", ""),
             )
-            await feed.deliver(frame)
+            if await feed.deliver(frame):
+                metrics.FANOUT.observe(time.perf_counter() - received)
         elif message["type"] == REMOVED:
             await feed.board_removed()
 
     async def _broker_lost(self, reason: str) -> None:
-        count = sum(len(feed) for feed in self.feeds.values())
-        logger.warning("relay lost the channel layer (%s); %d spectators are stale", reason, count)
+        metrics.BROKER_UP.set(0)
+        logger.warning("relay lost the channel layer (%s); %d spectators are stale", reason, self.audience())
         for feed in list(self.feeds.values()):
             await feed.stale()
 
     async def _broker_back(self, outage: float) -> None:
-        count = sum(len(feed) for feed in self.feeds.values())
-        logger.warning("relay reconnected after %.1fs; resyncing %d spectators", outage, count)
+        metrics.BROKER_UP.set(1)
+        logger.warning("relay reconnected after %.1fs; resyncing %d spectators", outage, self.audience())
         # Updates may have been lost meanwhile: one fresh snapshot per board, for everyone.
         for feed in list(self.feeds.values()):
-            await feed.resync_all(everyone=True)
+            await feed.resync_all(reason="broker", everyone=True)
+
+    def audience(self) -> int:
+        """Spectators of every board in this process."""
+        return sum(len(feed) for feed in self.feeds.values())
 
     async def _rejoin(self) -> None:
         async with self._membership:

@@ -105,7 +105,13 @@ def board_snapshot(*, board_id: int, may_view_private: bool = True) -> dict[str,
 def snapshot_frame(*, board_id: int) -> Frame:
     """The board's snapshot, encoded once for every spectator allowed to see it."""
     board = _board(board_id)
-    return Frame(version=board.version, text=encode(_snapshot(board)), public=board.is_public)
+    return Frame(
+        version=board.version,
+        text=encode(_snapshot(board)),
+        public=board.is_public,
+        snapshot=True,
+        slug=board.slug,
+    )
 
 
 def board_versions(board_ids: list[int]) -> dict[int, int]:
@@ -146,5 +152,7 @@ def updates_since(
             removed_ids=changed - current_ids,
             board_changed=bool(record.board_fields),
         )
-        frames.append(Frame(version=record.version, text=encode(payload), public=board.is_public))
+        frames.append(
+            Frame(version=record.version, text=encode(payload), public=board.is_public, slug=board.slug)
+        )
     return frames

@@ -284,6 +284,11 @@ table.addEventListener("animationcancel", unhighlight);
 
 // --- the frames of the protocol ------------------------------------------------------
 
+// Other modules of the page (history.js) follow the standings through this event.
+function shareFrame(message) {
+  document.dispatchEvent(new CustomEvent("scoreboard:update", { detail: message }));
+}
+
 function applySnapshot(message) {
   const changed = [];
   const next = new Map();
@@ -298,6 +303,7 @@ function applySnapshot(message) {
   state.awaitingSnapshot = false;
   setText(title, message.board.name);
   render(changed);
+  shareFrame(message);
 }
 
 function applyUpdate(message) {
@@ -310,6 +316,12 @@ function applyUpdate(message) {
   if (message.board) setText(title, message.board.name);
   state.version = message.version;
   render(message.players.map((p) => p.id));
+  shareFrame(message);
+}
+
+function currentSnapshot() {
+  const players = ranked(state.players.values()).map(({ player, rank }) => ({ ...player, rank }));
+  return { type: "snapshot", board: { name: title.textContent }, version: state.version, players };
 }
 
 function noteDelta(id, delta) {
@@ -530,6 +542,8 @@ function readEventStream() {
       link.active = "sse";
       markUpdated();
       setConnectionState("live"); // the server sends what this version lacks, or nothing
+      // No snapshot comes when the stream resumes: the page's own standings stand for one.
+      if (headers["Last-Event-ID"]) shareFrame(currentSnapshot());
     }
     for await (const data of events(response.body, heard)) {
       if (stopped || link.active !== "sse") return;

@@ -1,0 +1,59 @@
+"""Connecting costs no database hop for an anonymous spectator of a board already watched."""
+
+import pytest
+
+from live.delivery import auth, reads
+from tests.conftest import in_thread, receive, spectate
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def database_hops(monkeypatch) -> list[str]:
+    """Every read the delivery side makes of the database, by name."""
+    hops = []
+    for name in ("find_board", "read_snapshot", "read_updates", "read_versions"):
+        original = getattr(reads, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            hops.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(reads, name, counted)
+    return hops
+
+
+async def test_the_first_spectator_of_a_board_reads_it_once(players, database_hops):
+    async with spectate("finals") as ws:
+        assert (await receive(ws))["type"] == "snapshot"
+    assert sorted(database_hops) == ["find_board", "read_snapshot"]
+
+
+async def test_an_anonymous_spectator_of_a_watched_public_board_costs_no_database_hop(players, database_hops):
+    async with spectate("finals") as first:
+        await receive(first)
+        database_hops.clear()
+        async with spectate("finals") as second:
+            snapshot = await receive(second)
+    assert snapshot["version"] == 2
+    assert database_hops == []
+
+
+async def test_a_watched_board_is_found_by_its_new_slug_after_a_rename(players, database_hops):
+    board = players[0].board
+    async with spectate("finals") as first:
+        await receive(first)
+        board.slug = "grand-finals"
+        await in_thread(board.save)
+        assert (await receive(first))["board"]["slug"] == "grand-finals"
+        database_hops.clear()
+        async with spectate("grand-finals") as second:
+            assert (await receive(second))["board"]["slug"] == "grand-finals"
+        # Found by its new slug without a lookup; the snapshot is new since the update.
+        assert database_hops == ["read_snapshot"]
+
+
+def test_a_connection_without_the_session_cookie_is_anonymous_without_a_lookup():
+    assert not auth.has_session_cookie({"headers": [(b"cookie", b"csrftoken=abc")]})
+    assert auth.has_session_cookie({"headers": [(b"cookie", b"csrftoken=abc; sessionid=xyz")]})
+    assert not auth.has_session_cookie({"headers": []})
