@@ -420,6 +420,9 @@ def test_without_websockets_the_page_reads_server_sent_events_and_returns_to_a_w
     assert websockets["refused"] == 2 and len(streams["requests"]) == 1
     last_event_id = streams["requests"][0].headers.get("last-event-id")
     assert last_event_id == str(version), "the stream resumes from the version the page holds"
+    # No snapshot came: the page's score charts (history.js) start from its own standings.
+    page.get_by_text("Scores over time").click()
+    expect(page.locator(".score-history li[data-player-id]")).to_have_count(8)
     set_score(server, "Radia", 50)
     shows(page, database.standings())
     assert page.evaluate(ROW_JS, "Radia")["direction"] == "up"
