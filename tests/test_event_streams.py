@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -81,6 +82,8 @@ def test_events_stream_as_they_happen_and_a_reconnect_resumes_from_its_last_id(s
     update_id, update = next(events)
     assert (update_id, update["type"]) == (first_id + 1, "update")
     stream.close()
+    # Written straight to the connection, as the WebSockets' updates are: no ASGI send.
+    assert frames_sent(server) == {"direct": 1.0, "asgi": 0.0}
 
     set_score(server, "Ada", 1)  # missed while away
     resumed = Stream(server, "/events/boards/demo/", {"Last-Event-ID": str(update_id)})
@@ -88,6 +91,17 @@ def test_events_stream_as_they_happen_and_a_reconnect_resumes_from_its_last_id(s
     resumed.close()
     assert (missed_id, missed["type"]) == (update_id + 1, "update")
     assert [p["name"] for p in missed["players"]] == ["Ada"]
+
+
+def frames_sent(server: DaphneProcess) -> dict[str, float]:
+    """The server's count of update frames written, by path (its /metrics)."""
+    sent = {"direct": 0.0, "asgi": 0.0}
+    with urllib.request.urlopen(f"{server.http_url}/metrics", timeout=TIMEOUT) as response:
+        for line in response.read().decode().splitlines():
+            for path in sent:
+                if line.startswith(f'scoreboard_frames_sent_total{{kind="update",path="{path}"}}'):
+                    sent[path] = float(line.rpartition(" ")[2])
+    return sent
 
 
 def stalled_reader(server: DaphneProcess) -> socket.socket:

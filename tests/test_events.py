@@ -275,3 +275,44 @@ async def test_other_http_paths_still_reach_django(players):
     body = json.loads(await response.body())
     await asyncio.wait_for(communicator.wait(TIMEOUT), TIMEOUT + 1)
     assert response.status == 200 and body["type"] == "snapshot"
+
+
+class Transport:
+    """What DaphneStream needs of a Twisted transport: it falls back to write() for this one."""
+
+    bufferSize = 65536
+
+    def __init__(self) -> None:
+        self.written = b""
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+
+class Request:
+    startedWriting = True
+    finished = False
+    stream_dropped = False
+    chunked = True
+    send_buffer_limit = 1 << 20
+
+    def __init__(self) -> None:
+        self.channel = type("Channel", (), {"transport": Transport()})()
+
+
+def test_a_message_framed_for_websockets_serves_event_streams_and_the_other_way_round():
+    """The relay frames an update once for every socket (Frame.prepared_for): whichever kind
+    prepares it, both kinds can send it."""
+    from autobahn.twisted.websocket import WebSocketServerFactory
+
+    from live.delivery.daphne import DaphneStream
+
+    text = '{"type":"update","version":7,"players":[{"id":1,"name":"Zoë","score":3,"rank":1}],"removed":[]}'
+    by_websocket = WebSocketServerFactory().prepareMessage(text.encode())
+    stream = DaphneStream(Request(), encode=events.event_of)
+    by_stream = stream.prepare(text)
+    assert by_stream.payloadHybi == by_websocket.payloadHybi
+    event = b"id: 7\ndata: " + text.encode() + b"\n\n"
+    for prepared in (by_websocket, by_stream, by_websocket):
+        stream.send(prepared)
+    assert stream.request.channel.transport.written == (b"%x\r\n%s\r\n" % (len(event), event)) * 3

@@ -24,9 +24,12 @@ says when it can go:
 - **No debug formatting on every connect.** autobahn pretty-prints its ~30 settings for a
   debug line on every new connection, then drops the line at any other log level: 14 % of a
   connect storm's event-loop time in a profile. It now formats only while debugging.
-- **The same cap for event streams.** A Server-Sent Events response (live/delivery/events.py)
-  is written through Daphne's HTTP protocol, which has no back-pressure either: a stream
-  whose unsent bytes pass the same limit is dropped (the client resumes with Last-Event-ID).
+- **Event streams: the same seam and the same cap.** Each HTTP scope carries its Daphne
+  request (`scope["extensions"]["scoreboard.request"]`); a Server-Sent Events response
+  (live/delivery/events.py) wraps it in a `DaphneStream`, which writes each update as an
+  HTTP chunk made once for all streams from the message the WebSockets share. Daphne's
+  HTTP protocol has no back-pressure either: a stream whose unsent bytes pass the same
+  limit is dropped (the client resumes with Last-Event-ID).
 - **Inbound-only message size.** `--websocket-max-message-size` becomes autobahn's
   `maxMessagePayloadSize`, which autobahn checks in `sendMessage()` too: the 4 KiB we allow
   spectators capped every snapshot at about 80 players. The limit is lifted while a send
@@ -48,6 +51,7 @@ logger = logging.getLogger(__name__)
 # How long a stopping server waits for clients to answer its close frames.
 SHUTDOWN_GRACE = 2.0
 SOCKET_EXTENSION = "scoreboard.socket"
+REQUEST_EXTENSION = "scoreboard.request"
 
 
 class DaphneSocket:
@@ -74,6 +78,51 @@ class DaphneSocket:
             return
         _allow_one_large_message(protocol, len(prepared.payload))
         write_now(protocol.transport, prepared.payloadHybi)
+
+
+class DaphneStream:
+    """One Server-Sent Events response's connection: events written straight to it.
+
+    `prepare()` makes the same message as DaphneSocket.prepare(), so a frame prepared for a
+    WebSocket serves the streams too, and the other way round; each prepared message keeps
+    its event (`encode(payload)`) and that event's HTTP chunk, made once for all streams.
+    """
+
+    __slots__ = ("encode", "last_write", "request")
+
+    def __init__(self, request, *, encode) -> None:
+        self.request = request
+        self.encode = encode
+        self.last_write = 0.0
+
+    @property
+    def open(self) -> bool:
+        request = self.request
+        return (
+            request.channel is not None
+            and request.startedWriting
+            and not request.finished
+            and not request.stream_dropped
+        )
+
+    def prepare(self, text: str):
+        from autobahn.websocket.protocol import PreparedMessage
+
+        return PreparedMessage(text.encode(), False, False, False)  # a server's: unmasked
+
+    def send(self, prepared) -> None:
+        event = getattr(prepared, "event", None)
+        if event is None:
+            event = prepared.event = self.encode(prepared.payload)
+            prepared.event_chunk = b"%x\r\n%s\r\n" % (len(event), event)
+        request = self.request
+        data = prepared.event_chunk if request.chunked else event
+        transport = request.channel.transport
+        limit = request.send_buffer_limit
+        if limit > 0 and len(data) > limit:  # one big event (a snapshot) is not a backlog
+            transport.bufferSize = max(transport.bufferSize, limit + len(data))
+        write_now(transport, data)
+        self.last_write = time.monotonic()
 
 
 def write_now(transport, data: bytes) -> None:
@@ -160,7 +209,7 @@ def install(*, send_buffer_limit: int, shutdown_grace: float = SHUTDOWN_GRACE) -
             channel = self.request.channel
             if self.dropped or channel is None or channel.transport is None:
                 return
-            self.dropped = True
+            self.dropped = self.request.stream_dropped = True
             logger.warning("closing an event stream that stopped reading (%s)", self.request.client_addr)
             # Its backlog goes with it; the client reconnects and resumes from its last event.
             channel.transport.abortConnection()
@@ -183,6 +232,8 @@ def install(*, send_buffer_limit: int, shutdown_grace: float = SHUTDOWN_GRACE) -
     def create_application_with_socket(self, protocol, scope):
         if scope.get("type") == "websocket":
             scope.setdefault("extensions", {})[SOCKET_EXTENSION] = DaphneSocket(protocol)
+        elif scope.get("type") == "http":
+            scope.setdefault("extensions", {})[REQUEST_EXTENSION] = protocol
         return create_application(self, protocol, scope)
 
     def __init__(self, *args, **kwargs):  # noqa: N807 - wraps the factory's own
@@ -255,6 +306,8 @@ def install(*, send_buffer_limit: int, shutdown_grace: float = SHUTDOWN_GRACE) -
         logger.warning("autobahn has no maxMessagePayloadSize any more: check its send limit")
     WebRequest.handle_reply = guarded_reply
     WebRequest.stream_guarded = False
+    WebRequest.stream_dropped = False
+    WebRequest.send_buffer_limit = send_buffer_limit
     autobahn_protocol.pformat = pformat_when_debugging
     Server.create_application = create_application_with_socket
     WebSocketFactory.__init__ = __init__

@@ -9,12 +9,14 @@ import asyncio
 import functools
 import logging
 import re
+import time
 
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
+from django.conf import settings
 
-from live.delivery import reads
+from live.delivery import daphne, reads
 from live.delivery.frames import encode, error_payload
 from live.delivery.protocol import CLOSE_BOARD_NOT_FOUND, CLOSE_FORBIDDEN, close_code_for
 from live.delivery.relay import get_relay
@@ -45,25 +47,30 @@ ENDINGS = {
 
 # Snapshots and updates carry their version right after their type (and a snapshot's board,
 # whose name is a JSON string: an unescaped quote cannot occur inside it).
-VERSION = re.compile(r'"version":(\d+)')
-FRAME_WITH_VERSION = ('{"type":"snapshot"', '{"type":"update"')
+VERSION = re.compile(rb'"version":(\d+)')
+FRAME_WITH_VERSION = (b'{"type":"snapshot"', b'{"type":"update"')
 
 
-def frame_version(text: str) -> int | None:
-    if not text.startswith(FRAME_WITH_VERSION):
+def frame_version(payload: bytes) -> int | None:
+    if not payload.startswith(FRAME_WITH_VERSION):
         return None
-    match = VERSION.search(text)
+    match = VERSION.search(payload)
     return int(match.group(1)) if match else None
+
+
+def event_of(payload: bytes) -> bytes:
+    """One frame (its UTF-8 JSON) as an SSE event: JSON escapes CR and LF, the format's only
+    line breaks, so a frame is one data line; snapshots and updates carry their version."""
+    version = frame_version(payload)
+    head = b"data: " if version is None else b"id: %d\ndata: " % version
+    return head + payload + b"\n\n"
 
 
 @functools.lru_cache(maxsize=64)
 def event(text: str) -> bytes:
-    """One frame as an SSE event, encoded once for every stream of the board (frames are
-    shared str objects, so a cache hit costs an identity check)."""
-    version = frame_version(text)
-    # JSON escapes CR and LF, the only line breaks of the format: one data line per frame.
-    head = b"data: " if version is None else b"id: %d\ndata: " % version
-    return head + text.encode() + b"\n\n"
+    """The event of a frame sent through ASGI, encoded once for every stream of the board
+    (frames are shared str objects, so a cache hit costs an identity check)."""
+    return event_of(text.encode())
 
 
 def last_event_id(scope) -> int | None:
@@ -81,9 +88,9 @@ class EventStreamConsumer(AsyncHttpConsumer):
 
     board_id: int | None = None
     may_view_private = False
-    # No socket to write frames framed once for all (live/delivery/daphne.py): the feed
-    # hands each frame to send_frame().
-    socket = None
+    # Where the feed writes frames framed once for all (live/delivery/daphne.py), once the
+    # response has started under Daphne; until then, and elsewhere, it calls send_frame().
+    socket: daphne.DaphneStream | None = None
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -148,14 +155,18 @@ class EventStreamConsumer(AsyncHttpConsumer):
         held, self.held = self.held, None
         await self.send_headers(status=200, headers=STREAM_HEADERS)
         await self.send_body(OPENING + b"".join(event(text) for text in held), more_body=True)
-        self.last_sent = asyncio.get_running_loop().time()
+        self.last_sent = time.monotonic()
+        # From now on the feed writes updates straight to the connection, where Daphne allows.
+        request = self.scope.get("extensions", {}).get(daphne.REQUEST_EXTENSION)
+        if request is not None and settings.LIVE_DIRECT_SEND:
+            self.socket = daphne.DaphneStream(request, encode=event_of)
         self.keep_alive = asyncio.create_task(self.keep_alive_loop())
         return True
 
     async def resume(self, version: int) -> None:
         """Replace the held snapshot by what a client holding `version` lacks (PROTOCOL.md)."""
-        snapshot = self.held[0] if self.held else ""
-        current = frame_version(snapshot) if snapshot.startswith('{"type":"snapshot"') else None
+        snapshot = self.held[0][:2048].encode() if self.held else b""  # the version is near the start
+        current = frame_version(snapshot) if snapshot.startswith(b'{"type":"snapshot"') else None
         if current is None or version > current:
             return  # a newer version than the board's: this client needs the snapshot
         missed: list[str] = []
@@ -172,7 +183,7 @@ class EventStreamConsumer(AsyncHttpConsumer):
             self.held.append(text)
             return
         await self.send_body(event(text), more_body=True)
-        self.last_sent = asyncio.get_running_loop().time()
+        self.last_sent = time.monotonic()
 
     async def close_with(self, code: int) -> None:
         if self.held is not None:
@@ -185,14 +196,14 @@ class EventStreamConsumer(AsyncHttpConsumer):
         await self.send_body(last, more_body=False)
 
     async def keep_alive_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            quiet_until = self.last_sent + KEEP_ALIVE_AFTER
-            if loop.time() < quiet_until:
-                await asyncio.sleep(quiet_until - loop.time())
+            written = max(self.last_sent, self.socket.last_write if self.socket is not None else 0.0)
+            quiet_for = KEEP_ALIVE_AFTER - (time.monotonic() - written)
+            if quiet_for > 0:
+                await asyncio.sleep(quiet_for)
                 continue
             await self.send_body(KEEP_ALIVE, more_body=True)
-            self.last_sent = loop.time()
+            self.last_sent = time.monotonic()
 
     def stop_keep_alive(self) -> None:
         if self.keep_alive is not None:
