@@ -152,8 +152,9 @@ class EventStreamConsumer(AsyncHttpConsumer):
             await self.leave()
             await self.send_ending(self.ended_with)
             return False
-        held, self.held = self.held, None
         await self.send_headers(status=200, headers=STREAM_HEADERS)
+        # Taken and sent with no await between: a frame arriving later follows through send_frame().
+        held, self.held = self.held, None
         await self.send_body(OPENING + b"".join(event(text) for text in held), more_body=True)
         self.last_sent = time.monotonic()
         # From now on the feed writes updates straight to the connection, where Daphne allows.
