@@ -1,4 +1,4 @@
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from live.delivery.frames import error_payload
@@ -6,11 +6,10 @@ from live.delivery.protocol import PAGE_CLOSE_CODES
 from live.scores import selectors
 from live.scores.selectors import BoardUnavailable
 
-# Nothing about a refused board (not even its name) goes into a refusal.
-REFUSALS = {
-    selectors.NOT_FOUND: (404, "board_not_found", "No board with this slug."),
-    selectors.FORBIDDEN: (403, "forbidden", "You may not view this board."),
-}
+# A board this user may not view is answered as a missing one (docs/PROTOCOL.md): the same
+# status, the same body, nothing of the board (not even its name).
+NOT_FOUND_STATUS = 404
+NOT_FOUND_ERROR = error_payload("board_not_found", "No board with this slug.")
 
 
 def board_list(request: HttpRequest) -> HttpResponse:
@@ -20,8 +19,8 @@ def board_list(request: HttpRequest) -> HttpResponse:
 def board_page(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         board = selectors.board_for(slug=slug, user=request.user)
-    except BoardUnavailable as refusal:
-        return refused_page(request, refusal)
+    except BoardUnavailable:
+        return not_found_page(request)
     snapshot = selectors.board_snapshot(board_id=board.pk)
     context = {"board": board, "snapshot": snapshot, "close_codes": PAGE_CLOSE_CODES}
     return render(request, "live/board.html", context)
@@ -31,15 +30,12 @@ def board_api(request: HttpRequest, slug: str) -> JsonResponse:
     """The same JSON as the WebSocket's first frame."""
     try:
         board = selectors.board_for(slug=slug, user=request.user)
-    except BoardUnavailable as refusal:
-        status, code, message = REFUSALS[refusal.reason]
-        return JsonResponse(error_payload(code, message), status=status)
+    except BoardUnavailable:
+        return JsonResponse(NOT_FOUND_ERROR, status=NOT_FOUND_STATUS)
     snapshot = selectors.board_snapshot(board_id=board.pk)
     return JsonResponse(snapshot, json_dumps_params={"ensure_ascii": False})
 
 
-def refused_page(request: HttpRequest, refusal: BoardUnavailable) -> HttpResponse:
-    status, _, message = REFUSALS[refusal.reason]
-    if status == 404:
-        raise Http404(message)
-    return render(request, "live/forbidden.html", status=status)
+def not_found_page(request: HttpRequest) -> HttpResponse:
+    """templates/404.html, the page Django shows for any unknown address, also with DEBUG on."""
+    return render(request, "404.html", status=NOT_FOUND_STATUS)
