@@ -29,6 +29,7 @@ from harness.servers import (
     RedisServer,
     free_port,
     manage,
+    origin_of,
     server_env,
     sqlite_database,
 )
@@ -153,6 +154,8 @@ class Servers:
                 layer=layer if layer != "inmemory" else "pubsub",
                 DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD,
                 LIVE_LOG_LEVEL="WARNING",
+                # Every benchmark client comes from 127.0.0.1: no per-address connection limit.
+                LIVE_CONNECTIONS_PER_ADDRESS="0",
                 **(extra_env or {}),
             )
             for _ in range(processes):
@@ -174,7 +177,7 @@ class Servers:
         from websockets.sync.client import connect
 
         for url in self.urls:
-            with connect(url, origin="http://localhost", open_timeout=30) as websocket:
+            with connect(url, origin=origin_of(url), open_timeout=30) as websocket:
                 websocket.recv(timeout=30)
         time.sleep(0.5)  # let the disconnect be processed before the baseline memory reading
 

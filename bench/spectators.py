@@ -18,6 +18,8 @@ import time
 
 from websockets.asyncio.client import connect
 
+from harness.servers import origin_of
+
 UPDATE_PREFIX = '{"type":"update","version":'
 
 
@@ -47,7 +49,7 @@ class Spectator:
 
     async def open(self, url: str) -> None:
         self.websocket = await connect(
-            url, origin="http://localhost", open_timeout=60, ping_interval=None, max_queue=None
+            url, origin=origin_of(url), open_timeout=60, ping_interval=None, max_queue=None
         )
         snapshot = json.loads(await asyncio.wait_for(self.websocket.recv(), 60))
         self.version = snapshot["version"]

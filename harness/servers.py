@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "systemd" / "daphne@.service"
@@ -28,6 +29,13 @@ def makefile_options() -> list[str]:
         line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("DAPHNE_OPTIONS")
     )
     return shlex.split(line.partition(":=")[2])
+
+
+def origin_of(url: str) -> str:
+    """The Origin a browser sends from a page of the server at `url` (ws:// or http://, any path)."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    return f"{scheme}://{parts.netloc}"
 
 
 def free_port() -> int:

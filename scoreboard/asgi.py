@@ -10,17 +10,19 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from live.delivery import daphne  # noqa: E402
+from live.delivery.guards import ClientAddress, WebSocketGuard  # noqa: E402
 from live.routing import websocket_urlpatterns  # noqa: E402
 
 daphne.install(send_buffer_limit=settings.LIVE_SEND_BUFFER_LIMIT)
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-    }
+application = ClientAddress(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": WebSocketGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        }
+    )
 )

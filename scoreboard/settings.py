@@ -5,6 +5,7 @@ layer in one process. `REDIS_URL` and `DATABASE_URL` switch to the scale-out set
 See README.md, "Configuration", for every variable.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -163,6 +164,23 @@ LIVE_PUBLISH_TIMEOUT = env_number("LIVE_PUBLISH_TIMEOUT", 0.25, float)
 LIVE_FRESHNESS_EVERY = env_number("LIVE_FRESHNESS_EVERY", 0.5, float)
 # How long a relay holds an update that overtook its predecessor before reading the gap.
 LIVE_REORDER_HOLD = env_number("LIVE_REORDER_HOLD", 0.1, float)
+
+# Hostile clients (docs/RELIABILITY.md, "Hostile clients"; live/delivery/guards.py).
+# WebSocket Origins allowed besides the site's own (scheme://host[:port], "*." subdomains).
+LIVE_WEBSOCKET_ORIGINS = env_list("LIVE_WEBSOCKET_ORIGINS", ",".join(CSRF_TRUSTED_ORIGINS))
+# Open WebSockets one client address may hold in one server process (0: no limit). Many
+# spectators behind one NAT share an address: raise it for a venue's Wi-Fi.
+LIVE_CONNECTIONS_PER_ADDRESS = env_number("LIVE_CONNECTIONS_PER_ADDRESS", 50)
+# Proxies whose X-Forwarded-For names the client (addresses or networks, e.g. 10.0.0.0/8).
+# A peer on a Unix socket (nginx in deploy/) is always one; nobody else is by default.
+LIVE_TRUSTED_PROXIES = env_list("LIVE_TRUSTED_PROXIES", "")
+for _proxy in LIVE_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"LIVE_TRUSTED_PROXIES: {_proxy!r} is not an address or network."
+        ) from None
 
 
 def redis_channel_layer(*, redis_url: str, kind: str, group_expiry: int, prefix: str = "asgi") -> dict:

@@ -7,7 +7,7 @@ from django.test import Client
 
 from live.models import Board, Player
 from scoreboard.asgi import application
-from tests.conftest import TIMEOUT, in_thread, receive
+from tests.conftest import SPECTATOR_HEADERS, TIMEOUT, in_thread, receive
 
 SECRET_NAME = "Secret Merger Talks"
 
@@ -139,7 +139,7 @@ def test_staff_switch_a_board_private_in_the_admin(db):
 
 
 def session_headers(user: User | None) -> list[tuple[bytes, bytes]]:
-    headers = [(b"origin", b"http://localhost")]
+    headers = list(SPECTATOR_HEADERS)
     if user is not None:
         session = logged_in(user).cookies["sessionid"].value
         headers.append((b"cookie", f"sessionid={session}".encode()))
