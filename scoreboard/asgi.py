@@ -13,10 +13,16 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from live.delivery import daphne  # noqa: E402
-from live.delivery.guards import ClientAddress, WebSocketGuard  # noqa: E402
+from live.delivery.guards import ClientAddress, WebSocketGuard, is_trusted_proxy  # noqa: E402
 from live.routing import websocket_urlpatterns  # noqa: E402
 
-daphne.install(send_buffer_limit=settings.LIVE_SEND_BUFFER_LIMIT)
+daphne.install(
+    send_buffer_limit=settings.LIVE_SEND_BUFFER_LIMIT,
+    header_timeout=settings.LIVE_HEADER_TIMEOUT,
+    max_request_body=settings.LIVE_MAX_REQUEST_BODY,
+    connections_per_address=settings.LIVE_CONNECTIONS_PER_ADDRESS,
+    is_trusted_proxy=is_trusted_proxy,
+)
 
 application = ClientAddress(
     ProtocolTypeRouter(

@@ -168,9 +168,16 @@ LIVE_REORDER_HOLD = env_number("LIVE_REORDER_HOLD", 0.1, float)
 # Hostile clients (docs/RELIABILITY.md, "Hostile clients"; live/delivery/guards.py).
 # WebSocket Origins allowed besides the site's own (scheme://host[:port], "*." subdomains).
 LIVE_WEBSOCKET_ORIGINS = env_list("LIVE_WEBSOCKET_ORIGINS", ",".join(CSRF_TRUSTED_ORIGINS))
-# Open WebSockets one client address may hold in one server process (0: no limit). Many
-# spectators behind one NAT share an address: raise it for a venue's Wi-Fi.
+# Connections one client address may hold open in one server process (0: no limit): TCP
+# connections of a direct peer, WebSockets of a client behind a trusted proxy. Spectators
+# behind one NAT share an address: raise it for a venue's Wi-Fi.
 LIVE_CONNECTIONS_PER_ADDRESS = env_number("LIVE_CONNECTIONS_PER_ADDRESS", 50)
+# Seconds a connection has to finish a request's headers (from connecting, or from its
+# previous response) before it is dropped; Twisted alone waits 60 s per idle gap.
+LIVE_HEADER_TIMEOUT = env_number("LIVE_HEADER_TIMEOUT", 10, float)
+# Largest request body in bytes (413 beyond, before Daphne buffers it); nginx's
+# client_max_body_size in deploy/ is the same 1 MiB.
+LIVE_MAX_REQUEST_BODY = env_number("LIVE_MAX_REQUEST_BODY", 1024 * 1024)
 # Proxies whose X-Forwarded-For names the client (addresses or networks, e.g. 10.0.0.0/8).
 # A peer on a Unix socket (nginx in deploy/) is always one; nobody else is by default.
 LIVE_TRUSTED_PROXIES = env_list("LIVE_TRUSTED_PROXIES", "")

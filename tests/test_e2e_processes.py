@@ -91,7 +91,11 @@ async def test_200_spectators_end_equal_to_the_database_after_100_edits(
         server = servers[number % len(servers)]
         async with connecting:
             url = f"{server.ws_url}/ws/boards/demo/"
-            ws = await connect(url, origin=server.http_url, open_timeout=TIMEOUT, close_timeout=5)
+            # From 10 loopback addresses: one address may hold 50 connections per process.
+            address = (f"127.0.0.{10 + number % 10}", 0)
+            ws = await connect(
+                url, origin=server.http_url, open_timeout=TIMEOUT, close_timeout=5, local_addr=address
+            )
             spectator = Spectator(ws)
             spectators.append(spectator)
             followers.append(asyncio.create_task(spectator.follow()))

@@ -128,14 +128,30 @@ def origin_allowed(origin: str, *, own: str) -> bool:
     )
 
 
+class RefusalLog:
+    """Logs the first refusal of each kind, then at most once a minute with the count meanwhile."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.counts: Counter[str] = Counter()
+        self.logged_at: dict[str, float] = {}
+
+    def note(self, kind: str, detail: str) -> None:
+        self.counts[kind] += 1
+        now = time.monotonic()
+        if now - self.logged_at.get(kind, float("-inf")) >= REFUSAL_LOG_EVERY:
+            count, self.counts[kind] = self.counts[kind], 0
+            self.logged_at[kind] = now
+            logger.warning("%s refused: %s (%d since this was last logged)", self.what, detail, count)
+
+
 class WebSocketGuard:
     """ASGI middleware for the WebSocket routes: Host, Origin and connections per address."""
 
     def __init__(self, app) -> None:
         self.app = app
         self.open: Counter[str] = Counter()
-        self._refusals: Counter[str] = Counter()
-        self._logged_at: dict[str, float] = {}
+        self.refusals = RefusalLog("WebSocket handshake")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "websocket":
@@ -146,7 +162,7 @@ class WebSocketGuard:
         if reason is None and address is not None and limit and self.open[address] >= limit:
             reason = f"connections: {limit} open from this address"
         if reason is not None:
-            self._note_refusal(reason, address)
+            self.refusals.note(reason.split(":", 1)[0], f"{reason} (client {address})")
             await receive()  # websocket.connect
             await send({"type": "websocket.close"})  # before accept: Daphne answers 403
             return
@@ -159,12 +175,3 @@ class WebSocketGuard:
             self.open[address] -= 1
             if not self.open[address]:
                 del self.open[address]
-
-    def _note_refusal(self, reason: str, address: str | None) -> None:
-        kind = reason.split(":", 1)[0]
-        self._refusals[kind] += 1
-        now = time.monotonic()
-        if now - self._logged_at.get(kind, float("-inf")) >= REFUSAL_LOG_EVERY:
-            count, self._refusals[kind] = self._refusals[kind], 0
-            self._logged_at[kind] = now
-            logger.warning("refused %d WebSocket handshake(s): %s (client %s)", count, reason, address)
