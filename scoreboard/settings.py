@@ -7,6 +7,7 @@ See README.md, "Configuration", for every variable.
 
 import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -87,6 +88,7 @@ INSTALLED_APPS = [
     "servestatic",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "live",
 ]
 
@@ -100,7 +102,28 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "scoreboard.csp.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes documents: turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login throttling (django-axes) on both login pages, /admin/login/ and /accounts/login/:
+# after DJANGO_LOGIN_FAILURE_LIMIT failed logins for one username from one client address,
+# that pair is refused (429, templates/registration/locked_out.html, even with the right
+# password) for DJANGO_LOGIN_COOLOFF_MINUTES after its last failure. Only the pair is locked,
+# so nobody can lock staff out from elsewhere; nginx's limit_req caps tries per address
+# across usernames (deploy/nginx). Unlock early: `manage.py axes_reset_username NAME`,
+# `manage.py axes_reset` (everyone), or delete the row under Axes › Access attempts in the admin.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_number("DJANGO_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_number("DJANGO_LOGIN_COOLOFF_MINUTES", 15, float))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The address live/delivery/guards.py resolved (X-Forwarded-For believed from trusted proxies only).
+AXES_CLIENT_IP_CALLABLE = "live.delivery.guards.request_client_address"
 
 # No inline script or style anywhere (the admin's templates have none either); the page's
 # WebSocket is same-origin, which 'self' covers in connect-src. Django 6.0 reads the same

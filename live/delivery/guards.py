@@ -69,6 +69,11 @@ def client_address(scope) -> list | None:
     return peer
 
 
+def request_client_address(request) -> str | None:
+    """The client address of a Django request: REMOTE_ADDR, as ClientAddress set it."""
+    return request.META.get("REMOTE_ADDR")
+
+
 class ClientAddress:
     """ASGI middleware: `scope["client"]` is the client's address (see client_address())."""
 
