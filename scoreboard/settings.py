@@ -102,6 +102,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "scoreboard.csp.ContentSecurityPolicyMiddleware",
+    "scoreboard.busy_database.BusyDatabaseMiddleware",
     # Last, as django-axes documents: turns a locked-out login into its 429 page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -159,10 +160,14 @@ TEMPLATES = [
 
 ASGI_APPLICATION = "scoreboard.asgi.application"
 
+# The longest a write waits for another writer's lock (seconds): SQLite's busy timeout,
+# PostgreSQL's lock_timeout. Past it the save is refused with the 503 "not saved, try again"
+# page (scoreboard/busy_database.py) and nothing of it is written.
+DATABASE_LOCK_WAIT = env_number("DATABASE_LOCK_WAIT", 20, float)
 SQLITE_OPTIONS = {
     # Writers take the lock up front instead of failing on upgrade from a read lock.
     "transaction_mode": "IMMEDIATE",
-    "timeout": 20,
+    "timeout": DATABASE_LOCK_WAIT,
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
 }
 DATABASES = {
@@ -170,6 +175,10 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "options", f"-c lock_timeout={int(DATABASE_LOCK_WAIT * 1000)}"
+    )
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "pubsub")
