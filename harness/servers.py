@@ -1,6 +1,7 @@
 """Real processes for tests and benchmarks: redis-server, Daphne and manage.py commands."""
 
 import os
+import resource
 import shlex
 import shutil
 import signal
@@ -100,14 +101,26 @@ def manage(
 class Process:
     """A child process whose output goes to a log file, stopped for sure by stop()."""
 
-    def __init__(self, args: list[str], *, env: dict | None = None, log: Path, port: int) -> None:
-        self.args, self.env, self.log_path, self.port = args, env, log, port
+    def __init__(
+        self, args: list[str], *, env: dict | None = None, log: Path, port: int, nofile: int | None = None
+    ) -> None:
+        """`nofile`: the process's limit of open file descriptors (`ulimit -n`), lowered for it alone."""
+        self.args, self.env, self.log_path, self.port, self.nofile = args, env, log, port, nofile
         self.process: subprocess.Popen | None = None
+
+    def _limits(self) -> None:
+        if self.nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def start(self) -> "Process":
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                self.args,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=self._limits,
             )
         wait_for_port(self.port, process=self.process)
         return self
@@ -152,12 +165,19 @@ class RedisServer(Process):
 class DaphneProcess(Process):
     """`daphne scoreboard.asgi:application` on a free port, configured by `env`."""
 
-    def __init__(self, *, env: dict, tmp_path: Path, port: int | None = None, options: tuple = ()) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict,
+        tmp_path: Path,
+        port: int | None = None,
+        options: tuple = (),
+        nofile: int | None = None,
+    ) -> None:
         port = port or free_port()
         args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *options]
-        super().__init__(
-            [*args, "scoreboard.asgi:application"], env=env, log=tmp_path / f"daphne-{port}.log", port=port
-        )
+        log = tmp_path / f"daphne-{port}.log"
+        super().__init__([*args, "scoreboard.asgi:application"], env=env, log=log, port=port, nofile=nofile)
         self.http_url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}"
 

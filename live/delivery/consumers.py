@@ -47,6 +47,16 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
             self.board_id = None
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
 
+    async def dispatch(self, message) -> None:
+        # Channels hops to the database thread before every message to close stale connections.
+        # A spectator's frames are answered from memory (a pong, the feed's current snapshot),
+        # and a flood of resyncs made every other client's connect queue behind those hops
+        # (5 s instead of 10 ms, docs/RELIABILITY.md "Hostile clients"). A real read hops anyway.
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
+
     async def disconnect(self, code: int) -> None:
         if self.board_id is not None:
             await get_relay().leave(self.board_id, self)
