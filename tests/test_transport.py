@@ -23,7 +23,7 @@ def option(name: str) -> int:
 
 
 def test_make_run_uses_the_limits_of_the_deployed_units():
-    assert [o for o in unit_options() if o != "--proxy-headers"] == makefile_options()
+    assert unit_options() == makefile_options()
     assert option("--websocket-max-message-size") == MAX_CLIENT_MESSAGE_BYTES
     assert option("--websocket-max-frame-size") == MAX_CLIENT_MESSAGE_BYTES
 
