@@ -115,9 +115,11 @@ def install(
             self.serverClose(code=CLOSE_GOING_AWAY)  # opened while the server stops
 
     def serverClose(self, code=None):  # noqa: N802
-        if code in SERVER_CLOSE_CODES and self.state == self.STATE_OPEN:
-            # What sendClose() itself does once it has validated the code.
-            self.sendCloseFrame(code=code, isReply=False)
+        if code in SERVER_CLOSE_CODES:
+            # What sendClose() itself does once it has validated the code. Already closing (a
+            # flood's queued frames each close again): nothing to send, as sendClose() would do.
+            if self.state == self.STATE_OPEN:
+                self.sendCloseFrame(code=code, isReply=False)
         else:
             server_close(self, code)
 
