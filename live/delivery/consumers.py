@@ -50,8 +50,9 @@ class SpectatorConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message) -> None:
         # Channels hops to the database thread before every message to close stale connections.
         # A spectator's frames are answered from memory (a pong, the feed's current snapshot),
-        # and a flood of resyncs made every other client's connect queue behind those hops
-        # (5 s instead of 10 ms, docs/RELIABILITY.md "Hostile clients"). A real read hops anyway.
+        # yet a flood of frames queued every other client's database work (a connect's session
+        # and board lookups) behind one hop each (docs/RELIABILITY.md, "Hostile clients").
+        # A real read still hops, and closes stale connections there.
         if message["type"] == "websocket.receive":
             await self.websocket_receive(message)
         else:
