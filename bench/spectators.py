@@ -21,6 +21,7 @@ import time
 from websockets.asyncio.client import connect
 
 from bench.engineio import handshake, message_text, socketio_url
+from harness.servers import origin_of
 
 UPDATE_PREFIX = '{"type":"update","version":'
 
@@ -54,7 +55,7 @@ class Spectator:
         self.socketio = url.startswith("sio+")
         self.websocket = await connect(
             socketio_url(url) if self.socketio else url,
-            origin="http://localhost",
+            origin=origin_of(url.removeprefix("sio+")),
             open_timeout=60,
             ping_interval=None,
             max_queue=None,

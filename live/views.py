@@ -1,5 +1,5 @@
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from live.delivery.frames import error_payload
@@ -7,11 +7,10 @@ from live.delivery.protocol import PAGE_CLOSE_CODES
 from live.scores import history, selectors
 from live.scores.selectors import BoardUnavailable
 
-# Nothing about a refused board (not even its name) goes into a refusal.
-REFUSALS = {
-    selectors.NOT_FOUND: (404, "board_not_found", "No board with this slug."),
-    selectors.FORBIDDEN: (403, "forbidden", "You may not view this board."),
-}
+# A board this user may not view is answered as a missing one (docs/PROTOCOL.md): the same
+# status, the same body, nothing of the board (not even its name).
+NOT_FOUND_STATUS = 404
+NOT_FOUND_ERROR = error_payload("board_not_found", "No board with this slug.")
 
 
 def board_list(request: HttpRequest) -> HttpResponse:
@@ -21,8 +20,8 @@ def board_list(request: HttpRequest) -> HttpResponse:
 def board_page(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         board = selectors.board_for(slug=slug, user=request.user)
-    except BoardUnavailable as refusal:
-        return refused_page(request, refusal)
+    except BoardUnavailable:
+        return not_found_page(request)
     snapshot = selectors.board_snapshot(board_id=board.pk)
     context = {"board": board, "snapshot": snapshot, "close_codes": PAGE_CLOSE_CODES}
     return render(request, "live/board.html", context)
@@ -32,8 +31,8 @@ def board_api(request: HttpRequest, slug: str) -> JsonResponse:
     """The same JSON as the WebSocket's first frame."""
     try:
         board = selectors.board_for(slug=slug, user=request.user)
-    except BoardUnavailable as refusal:
-        return refused_json(refusal)
+    except BoardUnavailable:
+        return not_found_json()
     snapshot = selectors.board_snapshot(board_id=board.pk)
     return JsonResponse(snapshot, json_dumps_params={"ensure_ascii": False})
 
@@ -60,8 +59,8 @@ def board_history_api(request: HttpRequest, slug: str) -> JsonResponse:
     """The board's change-sets after version `after`, oldest first, `limit` at most (docs/PROTOCOL.md)."""
     try:
         board = selectors.board_for(slug=slug, user=request.user)
-    except BoardUnavailable as refusal:
-        return refused_json(refusal)
+    except BoardUnavailable:
+        return not_found_json()
     try:
         after = query_int(request, "after", default=0, low=0)
         limit = query_int(request, "limit", default=history.DEFAULT_LIMIT, low=1, high=history.MAX_LIMIT)
@@ -80,8 +79,8 @@ def board_history_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The board's change-sets, newest first, a page at a time."""
     try:
         board = selectors.board_for(slug=slug, user=request.user)
-    except BoardUnavailable as refusal:
-        return refused_page(request, refusal)
+    except BoardUnavailable:
+        return not_found_page(request)
     page = Paginator(history.change_sets(board=board), TIMELINE_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "board": board,
@@ -92,13 +91,10 @@ def board_history_page(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "live/history.html", context)
 
 
-def refused_json(refusal: BoardUnavailable) -> JsonResponse:
-    status, code, message = REFUSALS[refusal.reason]
-    return JsonResponse(error_payload(code, message), status=status)
+def not_found_json() -> JsonResponse:
+    return JsonResponse(NOT_FOUND_ERROR, status=NOT_FOUND_STATUS)
 
 
-def refused_page(request: HttpRequest, refusal: BoardUnavailable) -> HttpResponse:
-    status, _, message = REFUSALS[refusal.reason]
-    if status == 404:
-        raise Http404(message)
-    return render(request, "live/forbidden.html", status=status)
+def not_found_page(request: HttpRequest) -> HttpResponse:
+    """templates/404.html, the page Django shows for any unknown address, also with DEBUG on."""
+    return render(request, "404.html", status=NOT_FOUND_STATUS)

@@ -280,7 +280,7 @@ function connect() {
     clearTimeout(pongTimer);
     if (event.code === CLOSE.notFound) {
       setConnectionState("offline");
-      notice.textContent = "This board was not found. It may have been removed.";
+      notice.textContent = "This board was not found. It may have been removed, or you may need to log in.";
       notice.hidden = false;
       return;
     }
