@@ -231,12 +231,8 @@ def install(
     autobahn_protocol.pformat = pformat_when_debugging
     Server.create_application = create_application_with_socket
     WebSocketFactory.__init__ = __init__
-    WebSocketProtocol.onOpen = onOpen
-    WebSocketProtocol.serverClose = serverClose
-    WebSocketProtocol.serverSend = serverSend
-    WebSocketProtocol.sendMessage = sendMessage
-    WebSocketProtocol.lagging = False
-    WebSocketProtocol.send_buffer_limit = send_buffer_limit
+    patch(WebSocketProtocol, onOpen=onOpen, serverClose=serverClose, serverSend=serverSend)
+    patch(WebSocketProtocol, sendMessage=sendMessage, lagging=False, send_buffer_limit=send_buffer_limit)
     limit_http(
         header_timeout=header_timeout,
         max_request_body=max_request_body,
@@ -366,9 +362,13 @@ def limit_http(
         return finish_request(self)
 
     HTTPFactory.buildProtocol = buildProtocol
-    WebRequest.gotLength = gotLength
-    WebRequest.handleContentChunk = handleContentChunk
-    WebRequest.process = process
-    WebRequest.finish = finish
-    WebRequest.scoreboard_refused = False
-    WebRequest.scoreboard_received = 0
+    patch(
+        WebRequest, gotLength=gotLength, handleContentChunk=handleContentChunk, process=process, finish=finish
+    )
+    patch(WebRequest, scoreboard_refused=False, scoreboard_received=0)
+
+
+def patch(target: type, **attributes) -> None:
+    """Set these attributes (methods among them) on one of Daphne's classes."""
+    for name, value in attributes.items():
+        setattr(target, name, value)
