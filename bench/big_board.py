@@ -36,7 +36,14 @@ from websockets.sync.client import connect
 
 from bench.lab import DOC, RESULTS, LineProcess, percentile, save
 from harness.big_board import BIG_BOARD_PLAYERS, BIG_BOARD_SLUG, NAME_CODE_POINTS, create_big_board
-from harness.servers import DaphneProcess, RedisServer, server_env, sqlite_database, unit_options
+from harness.servers import (
+    DaphneProcess,
+    RedisServer,
+    origin_of,
+    server_env,
+    sqlite_database,
+    unit_options,
+)
 
 BLOCK_START, BLOCK_END = "<!-- bench:big-board:start -->", "<!-- bench:big-board:end -->"
 FRAME_BUDGET_MS = 1000 / 60  # one animation frame at 60 Hz
@@ -82,7 +89,7 @@ def connect_times(url: str, count: int) -> tuple[list[float], int]:
     times, size = [], 0
     for _ in range(count):
         started = time.perf_counter()
-        with connect(url, origin="http://localhost", open_timeout=30, max_size=None) as ws:
+        with connect(url, origin=origin_of(url), open_timeout=30, max_size=None) as ws:
             text = ws.recv(timeout=30)
             times.append((time.perf_counter() - started) * 1000)
         size = len(text.encode())
@@ -159,7 +166,7 @@ def run(*, connects: int, updates: int, interval: float) -> dict:
         connect_times(url, 2)  # warm-up: lazy imports, the first database connection
 
         cold, size = connect_times(url, connects)
-        with connect(url, origin="http://localhost", max_size=None) as holder:
+        with connect(url, origin=origin_of(url), max_size=None) as holder:
             holder.recv(timeout=30)
             warm, _ = connect_times(url, connects)
         results["snapshot_bytes"] = size

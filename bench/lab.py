@@ -21,6 +21,7 @@ from harness.servers import (
     Process,
     RedisServer,
     free_port,
+    origin_of,
     server_env,
 )
 
@@ -179,6 +180,8 @@ class Servers:
                 layer=layer if layer != "inmemory" else "pubsub",
                 DJANGO_SUPERUSER_PASSWORD=ADMIN_PASSWORD,
                 LIVE_LOG_LEVEL="WARNING",
+                # Every benchmark client comes from 127.0.0.1: no per-address connection limit.
+                LIVE_CONNECTIONS_PER_ADDRESS="0",
                 **(extra_env or {}),
             )
             for _ in range(processes):
@@ -203,7 +206,7 @@ class Servers:
         for url in self.urls:
             if url.startswith("sio+"):
                 continue  # Node has nothing to import lazily
-            with connect(url, origin="http://localhost", open_timeout=30) as websocket:
+            with connect(url, origin=origin_of(url), open_timeout=30) as websocket:
                 websocket.recv(timeout=30)
         time.sleep(0.5)  # let the disconnect be processed before the baseline memory reading
 

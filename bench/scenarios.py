@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench.lab import Servers, collect, delivery, open_spectators, start_clients, start_writer, summary
-from harness.servers import RedisServer
+from harness.servers import RedisServer, origin_of
 
 
 class MemorySampler:
@@ -141,7 +141,7 @@ def slow_spectator(
         result = collect(clients, commits, timeout=60)
         samples = sampler.stop()
         stalled_result = drain(stalled)
-        with connect(servers.urls[0], origin="http://localhost", open_timeout=30) as websocket:
+        with connect(servers.urls[0], origin=origin_of(servers.urls[0]), open_timeout=30) as websocket:
             import json
 
             resync_version = json.loads(websocket.recv(timeout=30))["version"]

@@ -22,6 +22,7 @@ import time
 from websockets.asyncio.client import connect
 
 from bench.engineio import handshake, message_text, socketio_url
+from harness.servers import origin_of
 
 UPDATE_PREFIX = '{"type":"update","version":'
 
@@ -106,7 +107,7 @@ class Spectator:
         else:
             self.websocket = await connect(
                 socketio_url(url) if self.socketio else url,
-                origin="http://localhost",
+                origin=origin_of(url.removeprefix("sio+")),
                 open_timeout=60,
                 ping_interval=None,
                 max_queue=None,

@@ -1,6 +1,7 @@
 """Real processes for tests and benchmarks: redis-server, Daphne and manage.py commands."""
 
 import os
+import resource
 import shlex
 import shutil
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "deploy" / "systemd" / "daphne@.service"
@@ -28,6 +30,13 @@ def makefile_options() -> list[str]:
         line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("DAPHNE_OPTIONS")
     )
     return shlex.split(line.partition(":=")[2])
+
+
+def origin_of(url: str) -> str:
+    """The Origin a browser sends from a page of the server at `url` (ws:// or http://, any path)."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    return f"{scheme}://{parts.netloc}"
 
 
 def free_port() -> int:
@@ -92,14 +101,26 @@ def manage(
 class Process:
     """A child process whose output goes to a log file, stopped for sure by stop()."""
 
-    def __init__(self, args: list[str], *, env: dict | None = None, log: Path, port: int) -> None:
-        self.args, self.env, self.log_path, self.port = args, env, log, port
+    def __init__(
+        self, args: list[str], *, env: dict | None = None, log: Path, port: int, nofile: int | None = None
+    ) -> None:
+        """`nofile`: the process's limit of open file descriptors (`ulimit -n`), lowered for it alone."""
+        self.args, self.env, self.log_path, self.port, self.nofile = args, env, log, port, nofile
         self.process: subprocess.Popen | None = None
+
+    def _limits(self) -> None:
+        if self.nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def start(self) -> "Process":
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                self.args,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=self._limits,
             )
         wait_for_port(self.port, process=self.process)
         return self
@@ -144,12 +165,19 @@ class RedisServer(Process):
 class DaphneProcess(Process):
     """`daphne scoreboard.asgi:application` on a free port, configured by `env`."""
 
-    def __init__(self, *, env: dict, tmp_path: Path, port: int | None = None, options: tuple = ()) -> None:
+    def __init__(
+        self,
+        *,
+        env: dict,
+        tmp_path: Path,
+        port: int | None = None,
+        options: tuple = (),
+        nofile: int | None = None,
+    ) -> None:
         port = port or free_port()
         args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *options]
-        super().__init__(
-            [*args, "scoreboard.asgi:application"], env=env, log=tmp_path / f"daphne-{port}.log", port=port
-        )
+        log = tmp_path / f"daphne-{port}.log"
+        super().__init__([*args, "scoreboard.asgi:application"], env=env, log=log, port=port, nofile=nofile)
         self.http_url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}"
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager, suppress
 import websockets
 
 from harness.database import Database
+from harness.servers import origin_of
 
 CONVERGE_WITHIN = 5.0  # seconds, the promise of docs/RELIABILITY.md
 
@@ -52,7 +53,7 @@ class Spectator:
             url = self.urls[index % len(self.urls)]
             code = None  # never connected
             try:
-                async with websockets.connect(url, origin="http://localhost", open_timeout=5) as socket:
+                async with websockets.connect(url, origin=origin_of(url), open_timeout=5) as socket:
                     attempt = 0
                     self.connections += 1
                     self.awaiting_snapshot = True

@@ -1,7 +1,7 @@
 import re
 
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -11,11 +11,10 @@ from live.scores import history, selectors
 from live.scores.selectors import BoardUnavailable
 from scoreboard.csp import embeddable
 
-# Nothing about a refused board (not even its name) goes into a refusal.
-REFUSALS = {
-    selectors.NOT_FOUND: (404, "board_not_found", "No board with this slug."),
-    selectors.FORBIDDEN: (403, "forbidden", "You may not view this board."),
-}
+# A board this user may not view is answered as a missing one (docs/PROTOCOL.md): the same
+# status, the same body, nothing of the board (not even its name).
+NOT_FOUND_STATUS = 404
+NOT_FOUND_ERROR = error_payload("board_not_found", "No board with this slug.")
 
 
 def board_list(request: HttpRequest) -> HttpResponse:
@@ -49,8 +48,8 @@ def board_embed(request: HttpRequest, slug: str) -> HttpResponse:
 def render_board(request: HttpRequest, slug: str, *, view: str) -> HttpResponse:
     try:
         board = selectors.board_for(slug=slug, user=request.user)
-    except BoardUnavailable as refusal:
-        return refused_page(request, refusal)
+    except BoardUnavailable:
+        return not_found_page(request)
     snapshot = selectors.board_snapshot(board_id=board.pk)
     options = view_options(request.GET, view=view, user=request.user)
     top = options["top"]
@@ -86,8 +85,8 @@ def board_api(request: HttpRequest, slug: str) -> JsonResponse:
     """The same JSON as the WebSocket's first frame."""
     try:
         board = selectors.board_for(slug=slug, user=request.user)
-    except BoardUnavailable as refusal:
-        return refused_json(refusal)
+    except BoardUnavailable:
+        return not_found_json()
     snapshot = selectors.board_snapshot(board_id=board.pk)
     return JsonResponse(snapshot, json_dumps_params={"ensure_ascii": False})
 
@@ -114,8 +113,8 @@ def board_history_api(request: HttpRequest, slug: str) -> JsonResponse:
     """The board's change-sets after version `after`, oldest first, `limit` at most (docs/PROTOCOL.md)."""
     try:
         board = selectors.board_for(slug=slug, user=request.user)
-    except BoardUnavailable as refusal:
-        return refused_json(refusal)
+    except BoardUnavailable:
+        return not_found_json()
     try:
         after = query_int(request, "after", default=0, low=0)
         limit = query_int(request, "limit", default=history.DEFAULT_LIMIT, low=1, high=history.MAX_LIMIT)
@@ -134,8 +133,8 @@ def board_history_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The board's change-sets, newest first, a page at a time."""
     try:
         board = selectors.board_for(slug=slug, user=request.user)
-    except BoardUnavailable as refusal:
-        return refused_page(request, refusal)
+    except BoardUnavailable:
+        return not_found_page(request)
     page = Paginator(history.change_sets(board=board), TIMELINE_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "board": board,
@@ -146,13 +145,10 @@ def board_history_page(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "live/history.html", context)
 
 
-def refused_json(refusal: BoardUnavailable) -> JsonResponse:
-    status, code, message = REFUSALS[refusal.reason]
-    return JsonResponse(error_payload(code, message), status=status)
+def not_found_json() -> JsonResponse:
+    return JsonResponse(NOT_FOUND_ERROR, status=NOT_FOUND_STATUS)
 
 
-def refused_page(request: HttpRequest, refusal: BoardUnavailable) -> HttpResponse:
-    status, _, message = REFUSALS[refusal.reason]
-    if status == 404:
-        raise Http404(message)
-    return render(request, "live/forbidden.html", status=status)
+def not_found_page(request: HttpRequest) -> HttpResponse:
+    """templates/404.html, the page Django shows for any unknown address, also with DEBUG on."""
+    return render(request, "404.html", status=NOT_FOUND_STATUS)

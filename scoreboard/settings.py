@@ -5,8 +5,10 @@ layer in one process. `REDIS_URL` and `DATABASE_URL` switch to the scale-out set
 See README.md, "Configuration", for every variable.
 """
 
+import ipaddress
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -103,6 +105,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "import_export",
+    "axes",
     "live",
 ]
 
@@ -116,7 +119,29 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "scoreboard.csp.ContentSecurityPolicyMiddleware",
+    "scoreboard.busy_database.BusyDatabaseMiddleware",
+    # Last, as django-axes documents: turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login throttling (django-axes) on both login pages, /admin/login/ and /accounts/login/:
+# after DJANGO_LOGIN_FAILURE_LIMIT failed logins for one username from one client address,
+# that pair is refused (429, templates/registration/locked_out.html, even with the right
+# password) for DJANGO_LOGIN_COOLOFF_MINUTES after its last failure. Only the pair is locked,
+# so nobody can lock staff out from elsewhere; nginx's limit_req caps tries per address
+# across usernames (deploy/nginx). Unlock early: `manage.py axes_reset_username NAME`,
+# `manage.py axes_reset` (everyone), or delete the row under Axes › Access attempts in the admin.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_number("DJANGO_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_number("DJANGO_LOGIN_COOLOFF_MINUTES", 15, float))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The address live/delivery/guards.py resolved (X-Forwarded-For believed from trusted proxies only).
+AXES_CLIENT_IP_CALLABLE = "live.delivery.guards.request_client_address"
 
 # No inline script or style anywhere (the admin's templates have none either); the page's
 # WebSocket is same-origin, which 'self' covers in connect-src. Django 6.0 reads the same
@@ -156,10 +181,14 @@ TEMPLATES = [
 
 ASGI_APPLICATION = "scoreboard.asgi.application"
 
+# The longest a write waits for another writer's lock (seconds): SQLite's busy timeout,
+# PostgreSQL's lock_timeout. Past it the save is refused with the 503 "not saved, try again"
+# page (scoreboard/busy_database.py) and nothing of it is written.
+DATABASE_LOCK_WAIT = env_number("DATABASE_LOCK_WAIT", 20, float)
 SQLITE_OPTIONS = {
     # Writers take the lock up front instead of failing on upgrade from a read lock.
     "transaction_mode": "IMMEDIATE",
-    "timeout": 20,
+    "timeout": DATABASE_LOCK_WAIT,
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
 }
 DATABASES = {
@@ -167,6 +196,10 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "options", f"-c lock_timeout={int(DATABASE_LOCK_WAIT * 1000)}"
+    )
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "pubsub")
@@ -191,6 +224,30 @@ LIVE_METRICS_ALLOWED_IPS = env_list("LIVE_METRICS_ALLOWED_IPS", "127.0.0.1,::1")
 LIVE_METRICS_TOKEN = os.environ.get("LIVE_METRICS_TOKEN", "")
 # How long a relay holds an update that overtook its predecessor before reading the gap.
 LIVE_REORDER_HOLD = env_number("LIVE_REORDER_HOLD", 0.1, float)
+
+# Hostile clients (docs/RELIABILITY.md, "Hostile clients"; live/delivery/guards.py).
+# WebSocket Origins allowed besides the site's own (scheme://host[:port], "*." subdomains).
+LIVE_WEBSOCKET_ORIGINS = env_list("LIVE_WEBSOCKET_ORIGINS", ",".join(CSRF_TRUSTED_ORIGINS))
+# Connections one client address may hold open in one server process (0: no limit): TCP
+# connections of a direct peer, WebSockets of a client behind a trusted proxy. Spectators
+# behind one NAT share an address: raise it for a venue's Wi-Fi.
+LIVE_CONNECTIONS_PER_ADDRESS = env_number("LIVE_CONNECTIONS_PER_ADDRESS", 50)
+# Seconds a connection has to finish a request's headers (from connecting, or from its
+# previous response) before it is dropped; Twisted alone waits 60 s per idle gap.
+LIVE_HEADER_TIMEOUT = env_number("LIVE_HEADER_TIMEOUT", 10, float)
+# Largest request body in bytes (413 beyond, before Daphne buffers it); nginx's
+# client_max_body_size in deploy/ is the same 1 MiB.
+LIVE_MAX_REQUEST_BODY = env_number("LIVE_MAX_REQUEST_BODY", 1024 * 1024)
+# Proxies whose X-Forwarded-For names the client (addresses or networks, e.g. 10.0.0.0/8).
+# A peer on a Unix socket (nginx in deploy/) is always one; nobody else is by default.
+LIVE_TRUSTED_PROXIES = env_list("LIVE_TRUSTED_PROXIES", "")
+for _proxy in LIVE_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"LIVE_TRUSTED_PROXIES: {_proxy!r} is not an address or network."
+        ) from None
 
 
 def redis_channel_layer(*, redis_url: str, kind: str, group_expiry: int, prefix: str = "asgi") -> dict:

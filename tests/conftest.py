@@ -43,11 +43,15 @@ def players(board) -> list[Player]:
         ]
 
 
+# What a browser on the site's own page sends with a WebSocket handshake (Django's test host).
+SPECTATOR_HEADERS = [(b"host", b"testserver"), (b"origin", b"http://testserver")]
+
+
 @asynccontextmanager
-async def spectate(slug: str, *, origin: bytes = b"http://localhost", path: str | None = None):
+async def spectate(slug: str, *, path: str | None = None):
     """A connected spectator WebSocket (through the full ASGI stack), always disconnected."""
     communicator = WebsocketCommunicator(
-        application, path or f"/ws/boards/{slug}/", headers=[(b"origin", origin)]
+        application, path or f"/ws/boards/{slug}/", headers=SPECTATOR_HEADERS
     )
     connected, _ = await communicator.connect(timeout=TIMEOUT)
     assert connected, "the WebSocket handshake was refused"

@@ -53,7 +53,7 @@ class BigBoard:
     def spectator(self, server: DaphneProcess | None = None):
         return connect(
             f"{(server or self.server).ws_url}/ws/boards/{BIG_BOARD_SLUG}/",
-            origin="http://localhost",
+            origin=(server or self.server).http_url,
             open_timeout=TIMEOUT,
             max_size=None,
         )

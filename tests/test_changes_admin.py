@@ -85,7 +85,7 @@ def test_a_staff_member_without_permission_sees_no_changes(board, db):
     from django.test import Client
 
     client = Client()
-    client.login(username="clerk", password="pw-for-tests-only")
+    client.force_login(User.objects.get(username="clerk"))
     assert client.get(CHANGES).status_code == 403
     clerk = User.objects.get(username="clerk")
     clerk.user_permissions.add(Permission.objects.get(codename="view_change"))

@@ -135,14 +135,17 @@ async def test_a_deleted_board_closes_its_spectators_with_4404(players):
 
 @pytest.mark.parametrize("origin", [b"http://evil.example", b"null"])
 async def test_a_foreign_origin_is_refused_at_the_handshake(board, origin):
-    communicator = WebsocketCommunicator(application, "/ws/boards/finals/", headers=[(b"origin", origin)])
+    headers = [(b"host", b"testserver"), (b"origin", origin)]
+    communicator = WebsocketCommunicator(application, "/ws/boards/finals/", headers=headers)
     connected, _ = await communicator.connect(timeout=TIMEOUT)
     assert not connected
     await communicator.disconnect()
 
 
 async def test_a_request_without_origin_is_refused(board):
-    communicator = WebsocketCommunicator(application, "/ws/boards/finals/")
+    communicator = WebsocketCommunicator(
+        application, "/ws/boards/finals/", headers=[(b"host", b"testserver")]
+    )
     connected, _ = await communicator.connect(timeout=TIMEOUT)
     assert not connected
     await communicator.disconnect()

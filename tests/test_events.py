@@ -197,13 +197,15 @@ async def test_an_unknown_board_is_404_json_and_no_stream(db):
     assert body["code"] == "board_not_found"
 
 
-async def test_a_private_board_is_403_to_outsiders_and_streamed_to_viewers(db):
+async def test_a_private_board_is_a_missing_one_to_outsiders_and_streamed_to_viewers(db):
     board = await in_thread(Board.objects.create, name="Secret", slug="hidden", is_public=False)
     await in_thread(Player.objects.create, board=board, name="Insider", score=7)
     async with stream("hidden", headers=await in_thread(session_headers, None)) as outsider:
         body = await outsider.body()
-    assert outsider.status == 403
-    assert json.loads(body)["code"] == "forbidden" and b"Secret" not in body and b"Insider" not in body
+    async with stream("nope") as missing:
+        missing_body = await missing.body()
+    assert (outsider.status, body) == (missing.status, missing_body) == (404, missing_body)
+    assert json.loads(body)["code"] == "board_not_found" and b"Secret" not in body
     viewer = await in_thread(make_user, "viewer", allowed=True)
     async with stream("hidden", headers=await in_thread(session_headers, viewer)) as insider:
         _, snapshot = await insider.next_event()

@@ -112,12 +112,14 @@ def test_spectators_never_see_who(client, django_user_model, admin_user, players
     assert all("by" not in c for c in client.get(API).json()["changes"])
 
 
-def test_a_private_boards_history_is_refused_to_outsiders(client, django_user_model, players):
+def test_a_private_boards_history_is_not_found_for_outsiders(client, django_user_model, players):
+    """As for the board itself: an outsider cannot tell a private board from a missing one."""
     Board.objects.filter(slug="finals").update(is_public=False)
     response = client.get(API)
-    assert response.status_code == 403
-    assert response.json()["code"] == "forbidden" and "Finals" not in response.content.decode()
-    assert client.get("/boards/finals/history/").status_code == 403
+    assert response.status_code == 404
+    assert response.json() == client.get("/api/boards/nope/history/").json()
+    assert "Finals" not in response.content.decode()
+    assert client.get("/boards/finals/history/").status_code == 404
     fan = django_user_model.objects.create_user("fan", password="x" * 12)
     fan.user_permissions.add(Permission.objects.get(codename="view_private_board"))
     client.force_login(fan)

@@ -7,7 +7,7 @@ from django.test import Client
 
 from live.models import Board, Player
 from scoreboard.asgi import application
-from tests.conftest import TIMEOUT, in_thread, receive
+from tests.conftest import SPECTATOR_HEADERS, TIMEOUT, in_thread, receive
 
 SECRET_NAME = "Secret Merger Talks"
 
@@ -49,26 +49,36 @@ def test_boards_are_public_by_default(db):
 
 
 @pytest.mark.parametrize("who", ["anonymous", "user without permission"])
-@pytest.mark.parametrize("url", ["/boards/hidden/", "/api/boards/hidden/"])
-def test_outsiders_get_403_and_nothing_of_the_board(private_board, who, url):
-    user = None if who == "anonymous" else make_user("outsider")
-    response = logged_in(user).get(url)
-    assert response.status_code == 403
-    assert_nothing_leaks(response)
+@pytest.mark.parametrize("url", ["/boards/{}/", "/api/boards/{}/"])
+def test_outsiders_get_exactly_the_answer_of_a_missing_board(private_board, who, url):
+    """Same status, same body (but for the slug they asked for): a private board does not exist."""
+    client = logged_in(None if who == "anonymous" else make_user("outsider"))
+    private = client.get(url.format("hidden"))
+    missing = client.get(url.format("nosuch"))
+    assert private.status_code == missing.status_code == 404
+    assert private.content.decode() == missing.content.decode().replace("nosuch", "hidden")
+    assert private["Content-Type"] == missing["Content-Type"]
+    assert_nothing_leaks(private)
 
 
-def test_the_api_refusal_is_a_generic_error(private_board):
+def test_the_api_refusal_is_the_not_found_error(private_board):
     response = Client().get("/api/boards/hidden/")
     assert response.json() == {
         "type": "error",
-        "code": "forbidden",
-        "message": "You may not view this board.",
+        "code": "board_not_found",
+        "message": "No board with this slug.",
     }
 
 
-def test_an_anonymous_refusal_links_to_the_login_page(private_board):
-    response = Client().get("/boards/hidden/")
-    assert 'href="/accounts/login/?next=/boards/hidden/"' in response.content.decode()
+@pytest.mark.parametrize("slug", ["hidden", "nosuch"])
+def test_the_not_found_page_offers_anonymous_visitors_a_login_link(private_board, slug):
+    response = Client().get(f"/boards/{slug}/")
+    assert f'href="/accounts/login/?next=/boards/{slug}/"' in response.content.decode()
+
+
+def test_the_not_found_page_offers_no_login_to_a_logged_in_user(private_board):
+    response = logged_in(make_user("outsider")).get("/boards/hidden/")
+    assert response.status_code == 404 and "/accounts/login/" not in response.content.decode()
 
 
 @pytest.mark.parametrize("via_group", [False, True])
@@ -129,7 +139,7 @@ def test_staff_switch_a_board_private_in_the_admin(db):
 
 
 def session_headers(user: User | None) -> list[tuple[bytes, bytes]]:
-    headers = [(b"origin", b"http://localhost")]
+    headers = list(SPECTATOR_HEADERS)
     if user is not None:
         session = logged_in(user).cookies["sessionid"].value
         headers.append((b"cookie", f"sessionid={session}".encode()))
@@ -145,11 +155,13 @@ async def connect(headers, *, slug: str = "hidden") -> WebsocketCommunicator:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("who", ["anonymous", "user without permission"])
-async def test_an_outsiders_websocket_is_closed_with_4403_before_any_frame(private_board, who):
+@pytest.mark.parametrize("slug", ["hidden", "nosuch"])
+async def test_an_outsiders_websocket_is_closed_with_4404_before_any_frame(private_board, who, slug):
+    """A private board closes an outsider's socket exactly as a missing one does."""
     user = None if who == "anonymous" else await in_thread(make_user, "outsider")
-    outsider = await connect(await in_thread(session_headers, user))
+    outsider = await connect(await in_thread(session_headers, user), slug=slug)
     try:
-        assert await outsider.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4403}
+        assert await outsider.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4404}
     finally:
         await outsider.disconnect()
 
@@ -161,7 +173,7 @@ async def test_updates_of_a_private_board_reach_only_allowed_sockets(private_boa
     outsider = await connect(await in_thread(session_headers, None))
     try:
         assert (await receive(insider))["board"]["name"] == SECRET_NAME
-        assert await outsider.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4403}
+        assert await outsider.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4404}
         await in_thread(Player.objects.create, board=private_board, name="Leaker", score=1)
         assert (await receive(insider))["players"][0]["name"] == "Leaker"
         assert await outsider.receive_nothing(timeout=0.2)

@@ -11,7 +11,7 @@ from live.delivery.heartbeat import HEARTBEAT_EVERY, HEARTBEAT_TIMEOUT
 from live.delivery.relay import get_relay
 from live.models import Board, Player
 from scoreboard.asgi import application
-from tests.conftest import in_thread, receive, spectate
+from tests.conftest import SPECTATOR_HEADERS, in_thread, receive, spectate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -147,7 +147,7 @@ async def test_a_spectator_refused_while_the_broker_is_down_leaves_no_relay_runn
         raise ConnectionError("the broker is down")
 
     monkeypatch.setattr(layer, "group_add", unreachable)
-    ws = WebsocketCommunicator(application, "/ws/boards/finals/", headers=[(b"origin", b"http://localhost")])
+    ws = WebsocketCommunicator(application, "/ws/boards/finals/", headers=SPECTATOR_HEADERS)
     connected, _ = await ws.connect(timeout=5)
     assert connected
     assert await ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 1013}

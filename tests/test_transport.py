@@ -14,7 +14,6 @@ from websockets.asyncio.client import connect
 from harness.servers import DaphneProcess, makefile_options, manage, server_env, sqlite_database, unit_options
 from live.delivery.protocol import MAX_CLIENT_MESSAGE_BYTES, MAX_CLIENT_MESSAGES_PER_SECOND
 
-ORIGIN = "http://localhost"
 TIMEOUT = 10
 
 
@@ -24,7 +23,7 @@ def option(name: str) -> int:
 
 
 def test_make_run_uses_the_limits_of_the_deployed_units():
-    assert [o for o in unit_options() if o != "--proxy-headers"] == makefile_options()
+    assert unit_options() == makefile_options()
     assert option("--websocket-max-message-size") == MAX_CLIENT_MESSAGE_BYTES
     assert option("--websocket-max-frame-size") == MAX_CLIENT_MESSAGE_BYTES
 
@@ -46,8 +45,9 @@ def server(start_server):
     process.stop()
 
 
-def spectator(server: DaphneProcess, *, origin: str = ORIGIN):
-    return connect(f"{server.ws_url}/ws/boards/demo/", origin=origin, open_timeout=TIMEOUT, max_size=None)
+def spectator(server: DaphneProcess, *, origin: str | None = None):
+    url = f"{server.ws_url}/ws/boards/demo/"
+    return connect(url, origin=origin or server.http_url, open_timeout=TIMEOUT, max_size=None)
 
 
 async def close_code(ws) -> int:
@@ -151,9 +151,9 @@ def raw_spectator(server: DaphneProcess) -> socket.socket:
     """A socket past the WebSocket handshake, for frames no client library would send."""
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
     sock.sendall(
-        b"GET /ws/boards/demo/ HTTP/1.1\r\nHost: localhost\r\nOrigin: http://localhost\r\n"
-        b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        f"GET /ws/boards/demo/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"Origin: {server.http_url}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode()
     )
     response = b""
     while b"\r\n\r\n" not in response:

@@ -27,7 +27,9 @@ class NoDatabaseConsumer(AsyncWebsocketConsumer):
     """A consumer that never touches the database itself (its reads hop in live/delivery/reads.py).
 
     Channels closes stale database connections before every handler, a hop to Django's one
-    database thread per connect, ping and disconnect; such a consumer has none to close.
+    database thread per connect, ping and disconnect; such a consumer has none to close. A
+    flood of frames, each answered from memory, no longer queues every other client's
+    database work behind one hop each (docs/RELIABILITY.md, "Hostile clients").
     """
 
     # Spectators are reached through the relay, not through a layer channel each.

@@ -35,6 +35,16 @@ says when it can go:
   spectators capped every snapshot at about 80 players. The limit is lifted while a send
   runs (sends are synchronous on the reactor thread, so no received frame slips through).
   Remove once autobahn limits sent messages separately.
+- **Hostile HTTP clients** (`limit_http()`, docs/RELIABILITY.md "Hostile clients"). Twisted
+  only drops a connection idle for 60 s, so a client sending one header line and nothing
+  more held a descriptor for a minute, and one dripping a byte a minute for hours. A request
+  whose headers are not complete `header_timeout` seconds after the connection opened (or
+  its previous response was sent) is dropped. Daphne reads a whole request body before the
+  application sees it (in memory up to 100 KB, then in a temporary file): a body announced
+  or grown past `max_request_body` bytes is refused with 413 and its connection closed
+  before the rest is read. One peer address may hold `connections_per_address` open
+  connections; more are closed at accept, so one client cannot take every descriptor.
+  Trusted proxies (a Unix-socket peer, or `is_trusted_proxy(host)`) are not limited here.
 """
 
 import functools
@@ -158,8 +168,16 @@ def _allow_one_large_message(protocol, size: int) -> None:
         protocol.transport.bufferSize = max(protocol.transport.bufferSize, limit + size)
 
 
-def install(*, send_buffer_limit: int, shutdown_grace: float = SHUTDOWN_GRACE) -> None:
-    """Patch Daphne's WebSocket protocol and factory, once; 0 disables the send-buffer cap."""
+def install(
+    *,
+    send_buffer_limit: int,
+    shutdown_grace: float = SHUTDOWN_GRACE,
+    header_timeout: float = 0,
+    max_request_body: int = 0,
+    connections_per_address: int = 0,
+    is_trusted_proxy=lambda host: False,
+) -> None:
+    """Patch Daphne's protocols and factories, once; 0 disables a limit."""
     try:
         import txaio
         from autobahn.websocket import protocol as autobahn_protocol
@@ -257,9 +275,11 @@ def install(*, send_buffer_limit: int, shutdown_grace: float = SHUTDOWN_GRACE) -
             self.serverClose(code=CLOSE_GOING_AWAY)  # opened while the server stops
 
     def serverClose(self, code=None):  # noqa: N802
-        if code in SERVER_CLOSE_CODES and self.state == self.STATE_OPEN:
-            # What sendClose() itself does once it has validated the code.
-            self.sendCloseFrame(code=code, isReply=False)
+        if code in SERVER_CLOSE_CODES:
+            # What sendClose() itself does once it has validated the code. Already closing (a
+            # flood's queued frames each close again): nothing to send, as sendClose() would do.
+            if self.state == self.STATE_OPEN:
+                self.sendCloseFrame(code=code, isReply=False)
         else:
             server_close(self, code)
 
@@ -304,19 +324,19 @@ def install(*, send_buffer_limit: int, shutdown_grace: float = SHUTDOWN_GRACE) -
 
     if "maxMessagePayloadSize" not in getattr(WebSocketProtocol, "CONFIG_ATTRS", ()):
         logger.warning("autobahn has no maxMessagePayloadSize any more: check its send limit")
-    WebRequest.handle_reply = guarded_reply
-    WebRequest.stream_guarded = False
-    WebRequest.stream_dropped = False
-    WebRequest.send_buffer_limit = send_buffer_limit
+    patch(WebRequest, handle_reply=guarded_reply, stream_guarded=False, stream_dropped=False)
+    patch(WebRequest, send_buffer_limit=send_buffer_limit)
     autobahn_protocol.pformat = pformat_when_debugging
     Server.create_application = create_application_with_socket
     WebSocketFactory.__init__ = __init__
-    WebSocketProtocol.onOpen = onOpen
-    WebSocketProtocol.serverClose = serverClose
-    WebSocketProtocol.serverSend = serverSend
-    WebSocketProtocol.sendMessage = sendMessage
-    WebSocketProtocol.lagging = False
-    WebSocketProtocol.send_buffer_limit = send_buffer_limit
+    patch(WebSocketProtocol, onOpen=onOpen, serverClose=serverClose, serverSend=serverSend)
+    patch(WebSocketProtocol, sendMessage=sendMessage, lagging=False, send_buffer_limit=send_buffer_limit)
+    limit_http(
+        header_timeout=header_timeout,
+        max_request_body=max_request_body,
+        connections_per_address=connections_per_address,
+        is_trusted_proxy=is_trusted_proxy,
+    )
     WebSocketProtocol.scoreboard_installed = True
 
 
@@ -348,3 +368,112 @@ def _going_away(server, grace: float):
 
     check()
     return closed
+
+
+def limit_http(
+    *, header_timeout: float, max_request_body: int, connections_per_address: int, is_trusted_proxy
+):
+    """Header deadline, body limit and connections per peer address (see the module docstring)."""
+    from daphne.http_protocol import HTTPFactory, WebRequest
+    from twisted.internet import reactor
+
+    from live.delivery.guards import RefusalLog
+
+    refusals = RefusalLog("connection")
+    build_protocol = HTTPFactory.buildProtocol
+    got_length = WebRequest.gotLength
+    handle_content_chunk = WebRequest.handleContentChunk
+    process_request = WebRequest.process
+    finish_request = WebRequest.finish
+    open_by_host: dict[str, list] = {}
+
+    def await_headers(transport) -> None:
+        if header_timeout > 0:
+            transport.scoreboard_headers_due = reactor.callLater(header_timeout, headers_late, transport)
+
+    def headers_late(transport) -> None:
+        if getattr(transport, "connected", False) and not getattr(transport, "disconnecting", True):
+            refusals.note("slow", f"request headers not complete within {header_timeout:g} s")
+            transport.abortConnection()
+
+    def headers_done(transport) -> None:
+        due = getattr(transport, "scoreboard_headers_due", None)
+        if due is not None and due.active():
+            due.cancel()
+
+    sweep_at = 1000
+
+    def too_many(host: str) -> bool:
+        nonlocal sweep_at
+        held = open_by_host[host] = [t for t in open_by_host.get(host, ()) if t.connected]
+        if len(open_by_host) > sweep_at:  # forget peers whose connections all closed
+            for other in [h for h, ts in open_by_host.items() if not any(t.connected for t in ts)]:
+                del open_by_host[other]
+            sweep_at = max(1000, 2 * len(open_by_host))
+        return len(held) >= connections_per_address
+
+    def buildProtocol(self, addr):  # noqa: N802 - Twisted's name
+        host = getattr(addr, "host", None)  # None on a Unix socket: the peer is a local proxy
+        limited = connections_per_address > 0 and host is not None and not is_trusted_proxy(host)
+        if limited and too_many(host):
+            refusals.note("busy", f"{host} holds {connections_per_address} open already")
+            return None  # Twisted closes the socket at once
+        protocol = build_protocol(self, addr)
+        make_connection = protocol.makeConnection
+
+        def makeConnection(transport):  # noqa: N802
+            if limited:
+                open_by_host.setdefault(host, []).append(transport)
+            await_headers(transport)
+            make_connection(transport)
+
+        protocol.makeConnection = makeConnection
+        return protocol
+
+    def refuse(request, why: str) -> None:
+        refusals.note("body", f"request body too large ({why})")
+        request.scoreboard_refused = True
+        request.requestHeaders.removeHeader(b"Expect")  # no "100 Continue" after the refusal
+        body = f"Request body too large: {why}, the limit is {max_request_body} bytes.\n".encode()
+        request.channel.transport.write(
+            b"HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        request.channel.loseConnection()  # stops reading: the rest of the body is never read
+
+    def gotLength(self, length):  # noqa: N802
+        headers_done(self.channel.transport)
+        if max_request_body > 0 and length is not None and length > max_request_body:
+            refuse(self, f"{length} bytes announced")
+        got_length(self, 0 if self.scoreboard_refused else length)
+
+    def handleContentChunk(self, data):  # noqa: N802
+        if self.scoreboard_refused:
+            return
+        self.scoreboard_received += len(data)
+        if max_request_body > 0 and self.scoreboard_received > max_request_body:
+            refuse(self, f"over {self.scoreboard_received} bytes sent")
+            return
+        handle_content_chunk(self, data)
+
+    def process(self):
+        if not self.scoreboard_refused:
+            return process_request(self)
+
+    def finish(self):
+        channel = self.channel
+        if channel is not None and channel.transport is not None:
+            await_headers(channel.transport)  # the next request on this connection; its headers cancel it
+        return finish_request(self)
+
+    HTTPFactory.buildProtocol = buildProtocol
+    patch(
+        WebRequest, gotLength=gotLength, handleContentChunk=handleContentChunk, process=process, finish=finish
+    )
+    patch(WebRequest, scoreboard_refused=False, scoreboard_received=0)
+
+
+def patch(target: type, **attributes) -> None:
+    """Set these attributes (methods among them) on one of Daphne's classes."""
+    for name, value in attributes.items():
+        setattr(target, name, value)

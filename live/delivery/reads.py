@@ -1,13 +1,18 @@
 """The delivery side's database reads, each one hop to Django's database thread."""
 
+import logging
+
 from channels.db import database_sync_to_async
 
 from live.delivery.frames import Frame
 from live.scores import selectors
 
+logger = logging.getLogger(__name__)
+
 
 @database_sync_to_async
 def read_snapshot(board_id: int) -> Frame | None:
+    logger.debug("snapshot read from the database: board=%s", board_id)  # counted by load tests
     try:
         return selectors.snapshot_frame(board_id=board_id)
     except selectors.BoardUnavailable:

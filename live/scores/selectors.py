@@ -4,6 +4,11 @@ A private board (`is_public` off) is shown only to logged-in users with the perm
 `live.view_private_board` (superusers have every permission). Views, consumers and the
 relay all ask here, and a refusal is one exception, `BoardUnavailable`, turned into an
 HTTP response, a close code or a frame in one place each.
+
+To everyone else a private board does not exist: `board_for()` answers NOT_FOUND for it
+after the same single query as for a missing slug, so neither the answer nor its timing
+tells an outsider that it exists (docs/PROTOCOL.md). FORBIDDEN is left for a spectator whose
+access ends while it watches (the board is made private): it already knew the board.
 """
 
 import re
@@ -74,11 +79,10 @@ def check_visible(board: Board, *, may_view_private: bool) -> None:
 
 
 def board_for(*, slug: str, user) -> Board:
-    """The board `user` asks for by slug, or BoardUnavailable."""
-    board = Board.objects.filter(slug=slug).first()
+    """The board `user` asks for by slug, or BoardUnavailable(NOT_FOUND), also when it is private."""
+    board = visible_boards(user).filter(slug=slug).first()
     if board is None:
         raise BoardUnavailable(NOT_FOUND)
-    check_visible(board, may_view_private=may_view_private_boards(user))
     return board
 
 

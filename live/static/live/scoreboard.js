@@ -427,7 +427,7 @@ function stopWith(code) {
   setConnectionState("offline");
   notice.textContent =
     code === CLOSE.notFound
-      ? "This board was not found. It may have been removed."
+      ? "This board was not found. It may have been removed, or you may need to log in."
       : "This board is private. Reload the page after logging in.";
   notice.hidden = false;
 }
