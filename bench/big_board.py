@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from pathlib import Path
 
 from websockets.sync.client import connect
 
-from bench.lab import DOC, RESULTS, LineProcess, percentile, save
+from bench.lab import LineProcess, percentile, run_scenario, write_block
 from harness.big_board import BIG_BOARD_PLAYERS, BIG_BOARD_SLUG, NAME_CODE_POINTS, create_big_board
 from harness.servers import (
     DaphneProcess,
@@ -228,11 +227,7 @@ def block(results: dict) -> str:
 
 
 def write_docs(results: dict) -> None:
-    text = DOC.read_text()
-    head, rest = text.split(BLOCK_START, 1)
-    _, tail = rest.split(BLOCK_END, 1)
-    DOC.write_text(f"{head}{BLOCK_START}\n{block(results)}\n{BLOCK_END}{tail}")
-    print(f"updated {DOC}")
+    write_block(BLOCK_START, BLOCK_END, block(results))
 
 
 def main() -> None:
@@ -241,16 +236,11 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=50, help="updates per kind (default 50)")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between updates")
     parser.add_argument("--name", default="big-board", help="results file name (default: big-board)")
-    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
-    args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: no server outlives the run
-    started = time.monotonic()
-    results = run(connects=args.connects, updates=args.updates, interval=args.interval)
-    results["seconds"] = time.monotonic() - started
-    save(results, args.name)
-    print(f"wrote {RESULTS / f'{args.name}.json'} in {results['seconds']:.0f} s")
-    if not args.no_docs:
-        write_docs(results)
+    run_scenario(
+        parser,
+        lambda args: run(connects=args.connects, updates=args.updates, interval=args.interval),
+        write_docs,
+    )
 
 
 if __name__ == "__main__":

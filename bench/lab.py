@@ -7,6 +7,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -412,3 +413,26 @@ def format_row(row: dict) -> str:
 def save(results: dict, name: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
+
+
+def write_block(start: str, end: str, text: str) -> None:
+    """Replace what stands between the markers `start` and `end` in docs/BENCHMARKS.md."""
+    doc = DOC.read_text()
+    head, rest = doc.split(start, 1)
+    _, tail = rest.split(end, 1)
+    DOC.write_text(f"{head}{start}\n{text}\n{end}{tail}")
+    print(f"updated {DOC}")
+
+
+def run_scenario(parser, run, write_docs) -> None:
+    """The command line of a scenario: run(args) -> results, saved, then written into the docs."""
+    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: no server outlives the run
+    started = time.monotonic()
+    results = run(args)
+    results["seconds"] = time.monotonic() - started
+    save(results, args.name)
+    print(f"wrote {RESULTS / f'{args.name}.json'} in {results['seconds']:.0f} s")
+    if not args.no_docs:
+        write_docs(results)

@@ -5,7 +5,7 @@ import math
 import sys
 from pathlib import Path
 
-from bench.lab import DOC, PLOT, RESULTS, TABLE_END, TABLE_START
+from bench.lab import PLOT, RESULTS, TABLE_END, TABLE_START, write_block
 
 LABELS = {
     "reference": "reference (websockets)",
@@ -254,13 +254,10 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def write_docs(results: dict) -> None:
-    text = DOC.read_text() if DOC.exists() else f"# Benchmarks\n\n{TABLE_START}\n{TABLE_END}\n"
-    head, rest = text.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    DOC.write_text(f"{head}{TABLE_START}\n{block(results)}\n{TABLE_END}{tail}")
+    write_block(TABLE_START, TABLE_END, block(results))
     if results.get("fanout"):
         plot(results["fanout"], PLOT)
-    print(f"updated {DOC} and {PLOT}")
+        print(f"updated {PLOT}")
 
 
 if __name__ == "__main__":

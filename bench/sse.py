@@ -14,24 +14,21 @@ docs/BENCHMARKS.md.
 import argparse
 import os
 import platform
-import signal
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
 from bench.lab import (
-    DOC,
-    RESULTS,
     Servers,
     collect,
     delivery,
     open_spectators,
-    save,
+    run_scenario,
     start_clients,
     start_writer,
     summary,
+    write_block,
 )
 from harness.servers import RedisServer, manage, server_env
 
@@ -120,11 +117,7 @@ def block(results: dict) -> str:
 
 
 def write_docs(results: dict) -> None:
-    text = DOC.read_text()
-    head, rest = text.split(BLOCK_START, 1)
-    _, tail = rest.split(BLOCK_END, 1)
-    DOC.write_text(f"{head}{BLOCK_START}\n{block(results)}\n{BLOCK_END}{tail}")
-    print(f"updated {DOC}")
+    write_block(BLOCK_START, BLOCK_END, block(results))
 
 
 def main() -> None:
@@ -132,16 +125,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=1000, help="spectators per run (default 1,000)")
     parser.add_argument("--rounds", type=int, default=2, help="WebSocket then SSE, this many times")
     parser.add_argument("--name", default="sse", help="results file name (default: sse)")
-    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
-    args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: no server outlives the run
-    started = time.monotonic()
-    results = run(n=args.n, rounds=args.rounds)
-    results["seconds"] = time.monotonic() - started
-    save(results, args.name)
-    print(f"wrote {RESULTS / f'{args.name}.json'} in {results['seconds']:.0f} s")
-    if not args.no_docs:
-        write_docs(results)
+    run_scenario(parser, lambda args: run(n=args.n, rounds=args.rounds), write_docs)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 // when it last changed. Reads the history API (docs/PROTOCOL.md) once, then follows the
 // standings through the "scoreboard:update" events of scoreboard.js. Data is only ever
 // written with textContent and attributes.
+import { byRank } from "./ranking.js";
 
 const WINDOW = 1000; // change-sets read when the page opens (the API's largest page)
 const SVG = "http://www.w3.org/2000/svg";
@@ -162,19 +163,9 @@ function timeText(at) {
   return today ? at.toLocaleTimeString() : at.toLocaleString();
 }
 
-function compareCodePoints(a, b) {
-  const length = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < length && a.charCodeAt(i) === b.charCodeAt(i)) i++;
-  if (i === length) return a.length - b.length;
-  return a.codePointAt(i) - b.codePointAt(i);
-}
-
 function draw() {
   if (!details.open) return; // drawn when opened
-  const players = [...state.players.values()].sort(
-    (a, b) => b.score - a.score || compareCodePoints(a.name, b.name),
-  );
+  const players = [...state.players.values()].sort(byRank);
   const end = new Date();
   const times = [...state.series.values()].flatMap((points) => points.map((p) => p.at));
   const start = new Date(Math.min(state.since ?? end, ...times));

@@ -1,6 +1,7 @@
 // The spectator page: keeps the standings table equal to the server's, over a WebSocket or,
 // where WebSockets are blocked, Server-Sent Events. Protocol: docs/PROTOCOL.md.
 // Data is only ever written with textContent or as attribute values, never as markup.
+import { byRank, compareCodePoints } from "./ranking.js";
 
 const RECONNECT_BASE_MS = 500;
 const RECONNECT_CAP_MS = 10_000;
@@ -135,20 +136,9 @@ for (const row of tbody.rows) {
 
 // --- ranking, the same rule as the server's ------------------------------------------
 
-function compareCodePoints(a, b) {
-  // The server sorts names by code point (Python's str order), not by UTF-16 unit. The two
-  // orders differ only where a surrogate pair meets a character above U+D7FF, so compare
-  // units up to the first difference and decide that one by its code point.
-  const length = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < length && a.charCodeAt(i) === b.charCodeAt(i)) i++;
-  if (i === length) return a.length - b.length;
-  return a.codePointAt(i) - b.codePointAt(i);
-}
-
 // Score descending, then name; ties share a rank (1, 2, 2, 4), as on the server.
 function ranked(players) {
-  const ordered = [...players].sort((a, b) => b.score - a.score || compareCodePoints(a.name, b.name));
+  const ordered = [...players].sort(byRank);
   let rank = 0;
   return ordered.map((player, index) => {
     if (index === 0 || player.score !== ordered[index - 1].score) rank = index + 1;
