@@ -226,10 +226,6 @@ def block(results: dict) -> str:
     return "\n".join(lines)
 
 
-def write_docs(results: dict) -> None:
-    write_block(BLOCK_START, BLOCK_END, block(results))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connects", type=int, default=50, help="connects per kind (default 50)")
@@ -239,7 +235,7 @@ def main() -> None:
     run_scenario(
         parser,
         lambda args: run(connects=args.connects, updates=args.updates, interval=args.interval),
-        write_docs,
+        lambda results: write_block(BLOCK_START, BLOCK_END, block(results)),
     )
 
 

@@ -436,3 +436,14 @@ def run_scenario(parser, run, write_docs) -> None:
     print(f"wrote {RESULTS / f'{args.name}.json'} in {results['seconds']:.0f} s")
     if not args.no_docs:
         write_docs(results)
+
+
+def table(columns: str, rows: list[list]) -> str:
+    """A Markdown table: `columns` is "name:align|..." with align l or r (numbers)."""
+    names, aligns = zip(*(column.rsplit(":", 1) for column in columns.split("|")), strict=True)
+    lines = [
+        "| " + " | ".join(names) + " |",
+        "|" + "|".join("---:" if a == "r" else "---" for a in aligns) + "|",
+    ]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -5,7 +5,7 @@ import math
 import sys
 from pathlib import Path
 
-from bench.lab import PLOT, RESULTS, TABLE_END, TABLE_START, write_block
+from bench.lab import PLOT, RESULTS, TABLE_END, TABLE_START, table, write_block
 
 LABELS = {
     "reference": "reference (websockets)",
@@ -25,17 +25,6 @@ def ms(value: float) -> str:
 def gaps(row: dict) -> int:
     """Updates that skipped a version; frames at or below the current version are stale, not gaps."""
     return row["order_errors"] - row.get("duplicates", 0)
-
-
-def table(columns: str, rows: list[list]) -> str:
-    """A Markdown table: `columns` is "name:align|..." with align l or r (numbers)."""
-    names, aligns = zip(*(column.rsplit(":", 1) for column in columns.split("|")), strict=True)
-    lines = [
-        "| " + " | ".join(names) + " |",
-        "|" + "|".join("---:" if a == "r" else "---" for a in aligns) + "|",
-    ]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def fanout_table(rows: list[dict]) -> str:

@@ -28,6 +28,7 @@ from bench.lab import (
     start_clients,
     start_writer,
     summary,
+    table,
     write_block,
 )
 from harness.servers import RedisServer, manage, server_env
@@ -102,22 +103,21 @@ def block(results: dict) -> str:
         f"per row, Redis PubSub, the demo board, {results['changes']} changes {results['interval_s']} s "
         "apart, 4 client processes; rows in the order run.",
         "",
-        "| transport | N | p50 ms | p95 ms | p99 ms | max ms | delivered | RSS per spectator "
-        "| set-up | server CPU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for row in results["rows"]:
-        lines.append(
-            f"| {'Server-Sent Events' if row['transport'] == 'sse' else 'WebSocket'} | {row['n']:,} "
-            f"| {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['p99_ms']:.1f} | {row['max_ms']:.1f} "
-            f"| {row['delivered']:,}/{row['expected']:,} | {row['rss_per_conn_kb']:.1f} KB "
-            f"| {row['setup_per_s']:.0f}/s | {row['server_cpu_pct']:.0f} % |"
-        )
-    return "\n".join(lines)
-
-
-def write_docs(results: dict) -> None:
-    write_block(BLOCK_START, BLOCK_END, block(results))
+    body = [
+        [
+            "Server-Sent Events" if row["transport"] == "sse" else "WebSocket",
+            f"{row['n']:,}",
+            *(f"{row[key]:.1f}" for key in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+            f"{row['delivered']:,}/{row['expected']:,}",
+            f"{row['rss_per_conn_kb']:.1f} KB",
+            f"{row['setup_per_s']:.0f}/s",
+            f"{row['server_cpu_pct']:.0f} %",
+        ]
+        for row in results["rows"]
+    ]
+    columns = "transport:l|N:r|p50 ms:r|p95 ms:r|p99 ms:r|max ms:r|delivered:r|RSS per spectator:r|set-up:r"
+    return "\n".join([*lines, table(columns + "|server CPU:r", body)])
 
 
 def main() -> None:
@@ -125,7 +125,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=1000, help="spectators per run (default 1,000)")
     parser.add_argument("--rounds", type=int, default=2, help="WebSocket then SSE, this many times")
     parser.add_argument("--name", default="sse", help="results file name (default: sse)")
-    run_scenario(parser, lambda args: run(n=args.n, rounds=args.rounds), write_docs)
+    run_scenario(
+        parser,
+        lambda args: run(n=args.n, rounds=args.rounds),
+        lambda results: write_block(BLOCK_START, BLOCK_END, block(results)),
+    )
 
 
 if __name__ == "__main__":

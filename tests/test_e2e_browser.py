@@ -22,6 +22,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+from harness.big_board import standings as ranked_rows
 from harness.browser import CHROMIUM, launch_chromium
 from harness.servers import DaphneProcess, free_port, manage, server_env, sqlite_database
 
@@ -87,13 +88,7 @@ class Database:
                 slug,
             )
         ]
-        rows.sort(key=lambda row: (-row[1], row[0]))  # Python compares names by code point
-        table, rank = [], 0
-        for position, (name, score) in enumerate(rows, start=1):
-            if position == 1 or score != rows[position - 2][1]:
-                rank = position
-            table.append([str(rank), name, str(score)])
-        return table
+        return ranked_rows(rows)
 
 
 @pytest.fixture(scope="module")
