@@ -433,7 +433,9 @@ async def test_a_thousand_sockets_flooding_resyncs_read_the_database_never(daphn
     numbers = await flood_and_measure(server, sockets=1000, addresses="127.0.0.10-29")
     print(f"\n1,000 sockets x 9 resyncs/s: {numbers}")
     assert numbers["flood"]["frames_per_second"] >= 1000 * 4  # the flood ran (see the test above)
-    assert numbers["snapshot_reads_during"] == 0
+    # At most one read per board and moment (issue 14): a loop this saturated may miss a broker
+    # heartbeat, and the recovery re-reads the board's snapshot once for every spectator.
+    assert numbers["snapshot_reads_during"] <= 1
     # More than the process can answer (about 6,000 frames a second even for pings): a bystander
     # waits behind the backlog. Measured, not asserted: docs/RELIABILITY.md has the numbers.
 
