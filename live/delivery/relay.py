@@ -41,6 +41,7 @@ class Relay:
         )
         self.freshness = FreshnessCheck(self.feeds, reads.read_versions)
         self._membership = asyncio.Lock()
+        self._anonymous_lookups: dict[str, asyncio.Future] = {}
         self._tasks: list[asyncio.Task] = []
 
     @property
@@ -53,11 +54,19 @@ class Relay:
         An anonymous spectator of a public board already watched here needs no database: the
         feed knows the board's slug and whether it is public as of its newest version.
         """
-        if user is None or not user.is_authenticated:
-            feed = next((f for f in self.feeds.values() if f.slug == slug), None)
-            if feed is not None and feed.public:
-                return feed.board_id, False
-        return await reads.find_board(slug=slug, user=user)
+        if user is not None and user.is_authenticated:
+            return await reads.find_board(slug=slug, user=user)
+        feed = next((f for f in self.feeds.values() if f.slug == slug), None)
+        if feed is not None and feed.public:
+            return feed.board_id, False
+        # Until its feed knows the board, anonymous spectators arriving together (a reconnect
+        # storm) share one lookup: every answer, a refusal too, is the same for all of them.
+        lookup = self._anonymous_lookups.get(slug)
+        if lookup is None:
+            lookup = asyncio.ensure_future(reads.find_board(slug=slug, user=user))
+            self._anonymous_lookups[slug] = lookup
+            lookup.add_done_callback(lambda _: self._anonymous_lookups.pop(slug, None))
+        return await asyncio.shield(lookup)
 
     async def watch(self, board_id: int, spectator: Spectator) -> None:
         """Route the board's updates here, then send the spectator its snapshot and updates."""
