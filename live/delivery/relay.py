@@ -66,6 +66,7 @@ class Relay:
             lookup = asyncio.ensure_future(reads.find_board(slug=slug, user=user))
             self._anonymous_lookups[slug] = lookup
             lookup.add_done_callback(lambda _: self._anonymous_lookups.pop(slug, None))
+            lookup.add_done_callback(_retrieved)  # all who asked may have left meanwhile
         return await asyncio.shield(lookup)
 
     async def watch(self, board_id: int, spectator: Spectator) -> None:
@@ -202,6 +203,12 @@ class Relay:
                 await self._rejoin()
             except Exception as exc:  # noqa: BLE001 - the heartbeat handles outages
                 logger.warning("relay could not refresh its groups: %s", exc)
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    """Mark the outcome seen, so that a refusal nobody waited for is not logged as an error."""
+    if not future.cancelled():
+        future.exception()
 
 
 _relays: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Relay]" = weakref.WeakKeyDictionary()
