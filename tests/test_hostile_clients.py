@@ -274,7 +274,11 @@ async def test_half_open_requests_from_one_client_leave_the_process_serving(daph
 
 
 async def test_half_open_requests_from_many_addresses_are_dropped_after_the_header_timeout(daphne):
-    """Past the descriptor limit a bystander waits for LIVE_HEADER_TIMEOUT (10 s), not 60 s."""
+    """Past the descriptor limit a bystander waits for LIVE_HEADER_TIMEOUT (10 s), not 60 s.
+
+    Connections the process could not accept wait in the kernel's listen queue; each is
+    accepted as descriptors free up, and dropped 10 s after that: all within 2 x 10 s.
+    """
     server = daphne(nofile=256)
     addresses = [f"127.0.0.{n}" for n in range(10, 16)]  # 6 x 50 connections: over 256 descriptors
     started = time.monotonic()
@@ -285,11 +289,12 @@ async def test_half_open_requests_from_many_addresses_are_dropped_after_the_head
             with suppress(OSError, TimeoutError, websockets.InvalidHandshake):
                 await asyncio.wait_for(connect_time(server), 2)
                 victim_connected = time.monotonic() - started
-        await asyncio.sleep(max(0.0, started + 14 - time.monotonic()))
-        open_now = still_open(held)
+        while (open_now := still_open(held)) and time.monotonic() - started < 2 * 10 + 4:
+            await asyncio.sleep(0.25)  # a closed socket cannot be awaited here: polled, bounded
+        all_closed = time.monotonic() - started
         got_in = "never" if victim_connected is None else f"after {victim_connected:.1f} s"
         print(f"\n{len(held)} half-open connections from 6 addresses; a bystander got in {got_in}; "
-              f"{open_now} still held 14 s after the start")  # fmt: skip
+              f"{open_now} still held, all others closed {all_closed:.1f} s after the start")  # fmt: skip
         assert victim_connected is not None and victim_connected < 10 + 4
         assert open_now == 0
     finally:
