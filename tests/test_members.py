@@ -337,6 +337,39 @@ async def test_an_access_change_while_a_socket_connects_is_not_missed(boards, mo
         await ws.disconnect()
 
 
+async def test_an_event_stream_of_the_user_gets_member_frames_and_ends_with_forbidden(boards):
+    from tests.test_events import stream
+
+    ada = await in_thread(make_viewer, "ada")
+    client = await in_thread(logged_in, ada)
+    cookie = [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    async with stream("hidden", headers=cookie) as sse:
+        assert (await sse.next_event())[1]["type"] == "snapshot"
+        await in_thread(relay_to_member, user_id=ada.pk, event="notice", payload={"text": "hi"})
+        assert (await sse.next_event())[1] == {"type": "member", "event": "notice", "payload": {"text": "hi"}}
+        await in_thread(remove_permission, ada)
+        assert (await sse.next_event())[1]["code"] == "forbidden"
+        assert sse.ended
+
+
+async def test_access_events_lost_in_a_broker_outage_are_made_up_when_it_is_back(boards, monkeypatch):
+    """An outage the heartbeat notices may have swallowed one: every member is checked again."""
+    ada = await in_thread(make_viewer, "ada")
+    client = await in_thread(logged_in, ada)
+    layer = get_channel_layer()
+    group_send = layer.group_send
+
+    async def lost(group, message):
+        pass  # accepted and never delivered, as the pubsub layer does while Redis is away
+
+    async with tab("hidden", client) as private:
+        monkeypatch.setattr(layer, "group_send", lost)
+        assert (await private.receive_json_from(timeout=3))["type"] == "stale"
+        await in_thread(remove_permission, ada)  # its access event is lost
+        monkeypatch.setattr(layer, "group_send", group_send)
+        await expect_close(private, 4403)
+
+
 # Which changes tell the relays.
 
 

@@ -90,9 +90,10 @@ class Members:
             socket.session_key = moved.get(socket.session_key, socket.session_key)
         return self._spawn([user_id])
 
-    def check_everyone(self) -> asyncio.Task | None:
+    async def check_everyone(self) -> None:
         """After a broker outage: an access event may have been lost, so check every socket."""
-        return self._spawn(list(self.by_user)) if self.by_user else None
+        if self.by_user:
+            await self.check(list(self.by_user))
 
     def _spawn(self, user_ids: list[int]) -> asyncio.Task:
         task = asyncio.create_task(self.check(user_ids))

@@ -217,11 +217,12 @@ class Relay:
     async def _broker_back(self, outage: float) -> None:
         metrics.BROKER_UP.set(1)
         logger.warning("relay reconnected after %.1fs; resyncing %d spectators", outage, self.audience())
-        # Updates may have been lost meanwhile: one fresh snapshot per board, for everyone.
+        # An access event may have been lost meanwhile: one read for every member socket here,
+        # before any snapshot goes out.
+        await self.members.check_everyone()
+        # So may updates: one fresh snapshot per board, for everyone.
         for feed in list(self.feeds.values()):
             await feed.resync_all(reason="broker", everyone=True)
-        # So may an access event: one read for every member socket here.
-        self.members.check_everyone()
 
     def audience(self) -> int:
         """Spectators of every board in this process."""
