@@ -3,6 +3,7 @@
 import logging
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -35,6 +36,16 @@ class NoDatabaseConsumer(AsyncWebsocketConsumer):
 
     # Spectators are reached through the relay, not through a layer channel each.
     channel_layer_alias = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        # AsyncConsumer.__call__ without its channel-layer lookup (a settings read and a
+        # KeyError per connect for no layer) and its task per message: a loop of one receive.
+        self.scope, self.channel_layer, self.base_send = scope, None, send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message) -> None:
         handler = getattr(self, get_handler_name(message), None)

@@ -147,11 +147,17 @@ class BoardFeed:
         # A read started before an update passed here may miss it: share only a newer one.
         if self._snapshot_read is None or self._snapshot_read.done() or self._read_from < self.version:
             self._read_from = self.version
-            self._snapshot_read = asyncio.ensure_future(self.reads.read_snapshot(self.board_id))
+            self._snapshot_read = asyncio.ensure_future(self._read_snapshot())
         snapshot = await asyncio.shield(self._snapshot_read)
         if snapshot is None:
             raise BoardGone
-        if snapshot.version >= self.version:
+        return snapshot
+
+    async def _read_snapshot(self) -> Frame | None:
+        snapshot = await self.reads.read_snapshot(self.board_id)
+        # Cached by the read itself, not by its readers: on a busy loop they resume long after
+        # it is done, and a spectator joining in between must find the cache, not read again.
+        if snapshot is not None and snapshot.version >= self.version:
             self._snapshot = snapshot
             self._learn(snapshot)
         return snapshot
@@ -288,10 +294,6 @@ class BoardFeed:
                 await spectator.send_frame(STALE)
             except Exception:
                 logger.exception("could not tell a spectator of board=%s it is stale", self.board_id)
-
-    def forget_versions(self) -> None:
-        """After a broker outage: trust only the database (the next snapshot)."""
-        self._snapshot = None
 
     def stop(self) -> None:
         metrics.SPECTATORS.remove(str(self.board_id))

@@ -47,6 +47,7 @@ class Relay:
         self.freshness = FreshnessCheck(self.feeds, reads.read_versions)
         self.members = Members(reads, end_private=self._end_private)
         self._membership = asyncio.Lock()
+        self._anonymous_lookups: dict[str, asyncio.Future] = {}
         self._tasks: list[asyncio.Task] = []
 
     @property
@@ -61,11 +62,20 @@ class Relay:
         member socket passes its `session_key` (after join_member()): its session is read
         again, so that no access change slips between its handshake and its membership.
         """
-        if user is None or not user.is_authenticated:
-            feed = next((f for f in self.feeds.values() if f.slug == slug), None)
-            if feed is not None and feed.public:
-                return feed.board_id, False
-        return await reads.find_board(slug=slug, user=user, session_key=session_key)
+        if user is not None and user.is_authenticated:
+            return await reads.find_board(slug=slug, user=user, session_key=session_key)
+        feed = next((f for f in self.feeds.values() if f.slug == slug), None)
+        if feed is not None and feed.public:
+            return feed.board_id, False
+        # Until its feed knows the board, anonymous spectators arriving together (a reconnect
+        # storm) share one lookup: every answer, a refusal too, is the same for all of them.
+        lookup = self._anonymous_lookups.get(slug)
+        if lookup is None:
+            lookup = asyncio.ensure_future(reads.find_board(slug=slug, user=user))
+            self._anonymous_lookups[slug] = lookup
+            lookup.add_done_callback(lambda _: self._anonymous_lookups.pop(slug, None))
+            lookup.add_done_callback(_retrieved)  # all who asked may have left meanwhile
+        return await asyncio.shield(lookup)
 
     async def watch(self, board_id: int, spectator: Spectator) -> None:
         """Route the board's updates here, then send the spectator its snapshot and updates."""
@@ -244,6 +254,12 @@ class Relay:
                 await self._rejoin()
             except Exception as exc:  # noqa: BLE001 - the heartbeat handles outages
                 logger.warning("relay could not refresh its groups: %s", exc)
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    """Mark the outcome seen, so that a refusal nobody waited for is not logged as an error."""
+    if not future.cancelled():
+        future.exception()
 
 
 _relays: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Relay]" = weakref.WeakKeyDictionary()
