@@ -130,6 +130,15 @@ class BoardFeed:
         self.joining.pop(spectator, None)
         metrics.SPECTATORS.labels(self.board_id).set(len(self))
 
+    async def private_access_lost(self, spectator: Spectator) -> None:
+        """The spectator may no longer view private boards (its `may_view_private` is False
+        now): its subscription ends if this board is private; a public one continues."""
+        if self.public or spectator in self.joining:
+            return  # a snapshot being read is checked against may_view_private when it arrives
+        if spectator in self.in_step or spectator in self.ahead:
+            self.leave(spectator)
+            await spectator.close_with(CLOSE_FORBIDDEN)
+
     async def snapshot(self, *, fresh: bool = False) -> Frame:
         """The board's current snapshot: one database read however many ask at once."""
         cached = self._snapshot
