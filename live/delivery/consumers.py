@@ -1,4 +1,4 @@
-"""The spectator WebSocket: a snapshot first, then every update of the board, in order."""
+"""The spectator WebSockets: one board per socket (/ws/boards/<slug>/), or many over one (/ws/)."""
 
 import logging
 
@@ -9,15 +9,19 @@ from django.conf import settings
 from live.delivery import metrics
 from live.delivery.daphne import SOCKET_EXTENSION
 from live.delivery.protocol import (
+    CLIENT_MESSAGE_TYPES,
     CLOSE_BOARD_NOT_FOUND,
     CLOSE_TRY_AGAIN_LATER,
+    MULTIPLEX_MESSAGE_TYPES,
     PONG,
     ClientError,
     FloodGuard,
+    board_of,
     close_code_for,
     parse_client_frame,
 )
 from live.delivery.relay import get_relay
+from live.delivery.subscriptions import Subscriptions
 from live.scores.selectors import BoardUnavailable
 
 logger = logging.getLogger(__name__)
@@ -42,14 +46,12 @@ class NoDatabaseConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
 
-class SpectatorConsumer(NoDatabaseConsumer):
-    """One spectator of one board, fed by the process's relay (live/delivery/feed.py)."""
+class SpectatorSocket(NoDatabaseConsumer):
+    """What every spectator WebSocket shares: its limits, Daphne's socket, who it belongs to."""
 
-    board_id: int | None = None
-    may_view_private = False
     counted = False
 
-    async def connect(self) -> None:
+    async def open(self) -> None:
         self.flood_guard = FloodGuard()
         # Daphne's socket, for frames written once for all (None under another server).
         self.socket = (
@@ -60,11 +62,52 @@ class SpectatorConsumer(NoDatabaseConsumer):
         self.counted = True
         metrics.CONNECTS.inc()
         metrics.CONNECTIONS.inc()
+
+    @property
+    def user(self):
+        return self.scope.get("user")
+
+    @property
+    def session_key(self) -> str | None:
+        """The key of the session this socket was opened with (None without a session cookie)."""
+        return getattr(self.scope.get("session"), "session_key", None)
+
+    async def disconnect(self, code: int) -> None:
+        if self.counted:
+            metrics.CONNECTIONS.dec()
+
+    async def read(self, text: str | None, data: bytes | None, *, types: tuple[str, ...]) -> dict | None:
+        """The client's frame, or None once it was answered with an error frame or a close."""
+        try:
+            return parse_client_frame(text, data, flood_guard=self.flood_guard, types=types)
+        except ClientError as error:
+            await self.refuse(error)
+            return None
+
+    async def refuse(self, error: ClientError) -> None:
+        if error.close_code:
+            await self.close(code=error.close_code)
+        else:
+            await self.send(text_data=error.frame())
+
+    async def send_frame(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    async def close_with(self, code: int) -> None:
+        await self.close(code=code)
+
+
+class SpectatorConsumer(SpectatorSocket):
+    """One spectator of one board (/ws/boards/<slug>/), fed by the process's relay (feed.py)."""
+
+    board_id: int | None = None
+    may_view_private = False
+
+    async def connect(self) -> None:
+        await self.open()
         slug = self.scope["url_route"]["kwargs"]["slug"]
         try:
-            board_id, self.may_view_private = await get_relay().find_board(
-                slug=slug, user=self.scope.get("user")
-            )
+            board_id, self.may_view_private = await get_relay().find_board(slug=slug, user=self.user)
         except BoardUnavailable as refusal:
             await self.close(code=close_code_for(refusal))
             return
@@ -77,32 +120,57 @@ class SpectatorConsumer(NoDatabaseConsumer):
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
 
     async def disconnect(self, code: int) -> None:
-        if self.counted:
-            metrics.CONNECTIONS.dec()
+        await super().disconnect(code)
         if self.board_id is not None:
             await get_relay().leave(self.board_id, self)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.board_id is None:
             return
-        try:
-            message = parse_client_frame(text_data, bytes_data, flood_guard=self.flood_guard)
-        except ClientError as error:
-            if error.close_code:
-                await self.close(code=error.close_code)
-            else:
-                await self.send(text_data=error.frame())
+        message = await self.read(text_data, bytes_data, types=CLIENT_MESSAGE_TYPES)
+        if message is None:
             return
         if message["type"] == "ping":
             await self.send(text_data=PONG)
         else:
             await get_relay().resync(self.board_id, self)
 
-    async def send_frame(self, text: str) -> None:
-        await self.send(text_data=text)
 
-    async def close_with(self, code: int) -> None:
-        await self.close(code=code)
+class MultiplexConsumer(SpectatorSocket):
+    """One connection for many boards (/ws/): the client subscribes to each by slug.
+
+    Each board is a Subscription (live/delivery/subscriptions.py), a spectator of the
+    board's feed that writes to this connection's socket.
+    """
+
+    subscriptions: Subscriptions | None = None
+
+    async def connect(self) -> None:
+        await self.open()
+        self.subscriptions = Subscriptions(self, get_relay())
+
+    async def disconnect(self, code: int) -> None:
+        await super().disconnect(code)
+        if self.subscriptions is not None:
+            await self.subscriptions.close()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        message = await self.read(text_data, bytes_data, types=MULTIPLEX_MESSAGE_TYPES)
+        if message is None:
+            return
+        if message["type"] == "ping":
+            await self.send(text_data=PONG)
+            return
+        try:
+            slug = board_of(message)
+            if message["type"] == "subscribe":
+                await self.subscriptions.subscribe(slug)
+            elif message["type"] == "unsubscribe":
+                await self.subscriptions.unsubscribe(slug)
+            else:
+                await self.subscriptions.resync(slug)
+        except ClientError as error:
+            await self.refuse(error)
 
 
 class NotFoundConsumer(NoDatabaseConsumer):
