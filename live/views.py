@@ -4,7 +4,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from live.delivery.frames import error_payload
-from live.delivery.protocol import PAGE_CLOSE_CODES, SLUG
+from live.delivery.protocol import SLUG
 from live.scores import history, selectors
 from live.scores.selectors import BoardUnavailable
 from scoreboard.csp import embeddable
@@ -54,7 +54,6 @@ def render_board(request: HttpRequest, slug: str, *, view: str) -> HttpResponse:
         "board": board,
         "snapshot": snapshot,
         "players": snapshot["players"][:top] if top else snapshot["players"],
-        "close_codes": PAGE_CLOSE_CODES,
         "view": view,
         "rendered_at": timezone.now(),
         **options,

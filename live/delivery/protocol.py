@@ -28,8 +28,6 @@ SERVER_CLOSE_CODES = frozenset(
     {CLOSE_GOING_AWAY, CLOSE_UNSUPPORTED_DATA, CLOSE_INVALID_DATA, CLOSE_POLICY_VIOLATION}
     | {CLOSE_MESSAGE_TOO_BIG, 1011, 1012, CLOSE_TRY_AGAIN_LATER}
 )
-# The codes the page acts on, handed to it by the template (templates/live/board.html).
-PAGE_CLOSE_CODES = {"forbidden": CLOSE_FORBIDDEN, "notFound": CLOSE_BOARD_NOT_FOUND}
 
 CLIENT_MESSAGE_TYPES = ("ping", "resync")  # on /ws/boards/<slug>/
 MULTIPLEX_MESSAGE_TYPES = ("ping", "subscribe", "unsubscribe", "resync")  # on /ws/
