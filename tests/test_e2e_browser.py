@@ -560,3 +560,48 @@ def test_the_pages_show_watchers_and_hand_member_frames_to_listeners(server, bro
         assert board.evaluate("window.member") == notice
     finally:
         context.close()
+
+
+RECORD_SENT_JS = """
+window.framesSent = [];
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+    window.framesSent.push(JSON.parse(data));
+    return send.call(this, data);
+};
+"""
+OPEN_SUBSCRIPTIONS_JS = """() => {
+    let open = 0, most = 0;
+    for (const frame of window.framesSent) {
+        if (frame.type === "subscribe") most = Math.max(most, ++open);
+        if (frame.type === "unsubscribe") open--;
+    }
+    return {open, most};
+}"""
+
+
+def test_a_list_longer_than_the_cap_follows_the_rows_on_screen(server, browser):
+    """30 boards: live are the rows on screen, never more than 20 at once, and no frame refused."""
+    orm(server.env, "for n in range(1, 31): Board.objects.create(name=f'Board {n:02d}', slug=f'b{n:02d}')")
+    context = browser.new_context(viewport={"width": 1000, "height": 4000})
+    try:
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        for script in (RECORD_JS, RECORD_SENT_JS):
+            page.add_init_script(script)
+        page.goto(f"{server.http_url}/")
+        live = "() => [...document.querySelectorAll('.board-list li')].map((li) => li.dataset.live)"
+        page.wait_for_function(f"() => ({live})().filter((state) => state === 'true').length === 20")
+        assert page.evaluate(live) == ["true"] * 20 + ["false"] * 11, "the first 20 rows on screen"
+
+        page.set_viewport_size({"width": 1000, "height": 600})
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        page.wait_for_function(f"() => ({live})().slice(-3).every((state) => state === 'true')")
+        subscriptions = page.evaluate(OPEN_SUBSCRIPTIONS_JS)
+        assert subscriptions == {"open": 20, "most": 20}
+        received = page.evaluate("window.framesReceived")
+        refused = [f for f in received if f["type"] == "error" or f.get("reason", "client") != "client"]
+        assert refused == [], "the server refused nothing"
+        assert page.evaluate("window.socketsCreatedAt.length") == 1
+    finally:
+        context.close()

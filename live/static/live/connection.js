@@ -210,7 +210,7 @@ function closeIfIdle() {
   const socket = link.socket;
   link.socket = null;
   link.opened = false;
-  link.queue = [];
+  dropQueue();
   stopKeepAlive();
   socket?.close();
 }
@@ -226,7 +226,7 @@ function connect() {
     if (socket !== link.socket) return;
     link.opened = true;
     link.failedOpens = 0;
-    link.queue = [];
+    dropQueue();
     for (const subscription of held()) send({ type: "subscribe", board: subscription.slug });
     keepAlive(socket);
   });
@@ -240,7 +240,7 @@ function connect() {
     const opened = link.opened;
     link.socket = null;
     link.opened = false;
-    link.queue = [];
+    dropQueue();
     stopKeepAlive();
     if (!opened) link.failedOpens += 1;
     for (const subscription of held()) {
@@ -328,6 +328,10 @@ function keepAlive(socket) {
 function stopKeepAlive() {
   clearInterval(link.pingTimer);
   clearTimeout(link.pongTimer);
+}
+
+function dropQueue() {
+  link.queue = [];
   clearTimeout(link.pacing);
   link.pacing = null;
 }
