@@ -59,8 +59,13 @@ function handlers(row) {
       row.watching.textContent = `${count} watching`;
     },
     ended(reason) {
-      // Removed, made private, or never there for this visitor: what the row shows is its last.
       row.subscription = null;
+      if (reason === "too_many_subscriptions") {
+        row.item.dataset.live = "false"; // the server's cap is lower than ours: not live for now
+        showState();
+        return;
+      }
+      // Removed, made private, or never there for this visitor: what the row shows is its last.
       row.ended = true;
       row.item.dataset.ended = reason;
       row.item.dataset.live = "false";
@@ -70,7 +75,7 @@ function handlers(row) {
       follow();
     },
     renamed(slug) {
-      row.slug = slug;
+      row.slug = row.item.dataset.slug = slug;
       for (const link of row.item.querySelectorAll("a[href]")) {
         const url = new URL(link.href);
         url.pathname = `/boards/${encodeURIComponent(slug)}/`;
