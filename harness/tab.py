@@ -72,3 +72,36 @@ class Tab:
         if self.task is not None:
             with suppress(asyncio.CancelledError):
                 await self.task
+
+
+class MultiplexTab(Tab):
+    """One page's `/ws/` WebSocket subscribed to several boards (frames carry their `slug`)."""
+
+    def __init__(self, server_url: str, slugs: list[str], *, session: str | None = None) -> None:
+        super().__init__(server_url, "", session=session)
+        self.url = f"{server_url}/ws/"
+        self.slugs = slugs
+
+    async def open(self) -> "MultiplexTab":
+        """Connect, subscribe, and wait for each board's snapshot."""
+        self.socket = await websockets.connect(
+            self.url, origin=origin_of(self.url), additional_headers=self.headers, open_timeout=10
+        )
+        self.task = asyncio.create_task(self._read())
+        for slug in self.slugs:
+            await self.send({"type": "subscribe", "board": slug})
+        snapshots = lambda: {f.get("slug") for _, f in self.frames if f["type"] == "snapshot"}  # noqa: E731
+        await self.wait_for(lambda: snapshots() >= set(self.slugs), "given every snapshot")
+        return self
+
+    async def ended(self, slug: str, *, timeout: float = 10) -> tuple[str, float]:
+        """The reason of the board's `unsubscribed` frame, and when it came."""
+
+        def ending():
+            return next(
+                ((at, f) for at, f in self.frames if f["type"] == "unsubscribed" and f["slug"] == slug), None
+            )
+
+        await self.wait_for(lambda: ending() is not None, f"unsubscribed from {slug}", timeout)
+        at, frame = ending()
+        return frame["reason"], at

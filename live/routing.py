@@ -4,6 +4,7 @@ from live.delivery import consumers, events
 from live.delivery.auth import SessionAuthMiddleware
 
 websocket_urlpatterns = [
+    path("ws/", consumers.MultiplexConsumer.as_asgi()),
     path("ws/boards/<slug:slug>/", consumers.SpectatorConsumer.as_asgi()),
     re_path(r"", consumers.NotFoundConsumer.as_asgi()),
 ]

@@ -1,12 +1,10 @@
-import re
-
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 
 from live.delivery.frames import error_payload
-from live.delivery.protocol import PAGE_CLOSE_CODES
+from live.delivery.protocol import SLUG
 from live.scores import history, selectors
 from live.scores.selectors import BoardUnavailable
 from scoreboard.csp import embeddable
@@ -23,7 +21,6 @@ def board_list(request: HttpRequest) -> HttpResponse:
 
 # The views of a board page (docs/PROTOCOL.md, "Views of a board"): "" is the page itself.
 PAGE_VIEWS = {"tv", "overlay"}
-SLUG = re.compile(r"[-a-zA-Z0-9_]{1,100}")
 MAX_ROTATION = 50
 
 
@@ -57,7 +54,6 @@ def render_board(request: HttpRequest, slug: str, *, view: str) -> HttpResponse:
         "board": board,
         "snapshot": snapshot,
         "players": snapshot["players"][:top] if top else snapshot["players"],
-        "close_codes": PAGE_CLOSE_CODES,
         "view": view,
         "rendered_at": timezone.now(),
         **options,

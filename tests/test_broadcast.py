@@ -29,6 +29,7 @@ async def test_a_save_sends_one_update_with_the_next_version(players, group_list
     update = frame(await next_message())
     assert update == {
         "type": "update",
+        "slug": "finals",
         "version": 3,
         "players": [{"id": dee.pk, "name": "Dee", "score": 31, "rank": 1}],
         "removed": [],

@@ -16,6 +16,7 @@ async def test_first_frame_is_a_snapshot_in_rank_order(players):
         snapshot = await receive(ws)
     assert snapshot == {
         "type": "snapshot",
+        "slug": "finals",
         "board": {"slug": "finals", "name": "Finals"},
         "version": 2,
         "players": [
@@ -45,6 +46,7 @@ async def test_a_committed_save_arrives_as_the_next_version(players):
     update = await next_frame_after(set_score, dee, 25)
     assert update == {
         "type": "update",
+        "slug": "finals",
         "version": 3,
         "players": [{"id": dee.pk, "name": "Dee", "score": 25, "rank": 2}],
         "removed": [],

@@ -7,6 +7,7 @@ so the server, the admin and the test share a database but never a Python proces
 import http.cookiejar
 import json
 import os
+import re
 import sqlite3
 import urllib.error
 import urllib.parse
@@ -34,16 +35,18 @@ TIMEOUT_MS = 10_000  # any single wait for the page or the admin
 LIVE_WITHIN_MS = 1_000  # from the Save click to the spectator page showing it (page clocks)
 RECONNECT_WITHIN_MS = 20_000  # the page's back-off is capped at 10 s per attempt
 
-# Records in the page, before its own script sees them: when each WebSocket was created,
-# every frame it received and every state the badge showed.
+# Records in the page, before its own script sees them: when each WebSocket was created and
+# to where, every frame it received and every state the badge showed.
 RECORD_JS = """
 window.socketsCreatedAt = [];
+window.socketUrls = [];
 window.framesReceived = [];
 window.badgeStates = [];
 window.WebSocket = class extends window.WebSocket {
     constructor(...args) {
         super(...args);
         window.socketsCreatedAt.push(performance.now());
+        window.socketUrls.push(String(args[0]));
         this.addEventListener("message", (event) => window.framesReceived.push(JSON.parse(event.data)));
     }
 };
@@ -469,3 +472,136 @@ def test_a_server_that_accepts_then_refuses_is_retried_with_growing_back_off(dat
     delays = [later - earlier for earlier, later in zip(created, created[1:], strict=False)]
     assert delays[2] >= 1000, f"retry delays (ms) did not grow: {delays}"
     assert "live" not in states, "a socket that never delivered a snapshot is not live"
+
+
+# --- one WebSocket per tab (issue 11) ---------------------------------------------------------
+
+LIST_ROW_JS = """(slug) => {
+    const item = document.querySelector(`.board-list li[data-slug="${slug}"]`);
+    const text = (field) => item.querySelector(`[data-field="${field}"]`);
+    return {count: text("player-count").textContent, live: item.dataset.live,
+            leader: text("leader").hidden ? null : text("leader").textContent.replace(/\\s+/g, " "),
+            watching: text("watching").hidden ? null : text("watching").textContent};
+}"""
+CREATE_SECOND_BOARD = (
+    "b = Board.objects.create(name='Second', slug='second')\n"
+    "Player.objects.create(board=b, name='Ann', score=5); Player.objects.create(board=b, name='Bo', score=3)"
+)
+
+
+def list_row(page: Page, slug: str, expected: dict) -> None:
+    """Wait until the list's row of `slug` shows `expected` (a subset of LIST_ROW_JS's keys)."""
+    try:
+        page.wait_for_function(
+            f"([slug, want]) => Object.entries(want).every(([k, v]) => ({LIST_ROW_JS})(slug)[k] === v)",
+            arg=[slug, expected],
+            timeout=TIMEOUT_MS,
+        )
+    except PlaywrightTimeoutError:
+        pytest.fail(f"the row of {slug} did not show {expected} but {page.evaluate(LIST_ROW_JS, slug)}")
+
+
+def test_the_list_and_the_board_page_each_hold_one_websocket_and_update_live(server, database, spectate):
+    orm(server.env, CREATE_SECOND_BOARD)
+    listing, board = pages = [spectate(f"{server.http_url}{path}") for path in ("/", "/boards/demo/")]
+    for row in ("demo", "second"):
+        list_row(listing.page, row, {"live": "true"})
+    list_row(listing.page, "second", {"count": "2 players", "leader": "Leader: Ann (5)", "watching": None})
+
+    orm(server.env, "p = Player.objects.get(name='Bo'); p.score = 40; p.save()")
+    orm(server.env, "p = Player.objects.get(name='Ken'); p.score = 99; p.save()")
+    list_row(listing.page, "second", {"leader": "Leader: Bo (40)"})
+    list_row(listing.page, "demo", {"leader": "Leader: Ken (99)", "count": "8 players"})
+    board.shows(database.standings())
+
+    for spectator in pages:
+        assert spectator.page.evaluate("window.socketsCreatedAt.length") == 1, "one WebSocket per tab"
+        assert spectator.page.evaluate("window.socketUrls") == [f"{server.ws_url}/ws/"]
+        spectator.assert_never_reloaded()
+    slugs = {(f["type"], f.get("slug")) for f in listing.page.evaluate("window.framesReceived")}
+    assert {("snapshot", "demo"), ("snapshot", "second"), ("update", "demo"), ("update", "second")} <= slugs
+
+
+def test_the_pages_show_watchers_and_hand_member_frames_to_listeners(server, browser):
+    """Frames of other parts of issue 11 (who is watching, messages to one member), injected
+    between the server and the page: the pages show a count when there is one, none otherwise."""
+    sockets = []
+
+    def route(socket):
+        sockets.append(socket)
+        server_side = socket.connect_to_server()
+
+        def to_page(text):
+            frame = json.loads(text)
+            if frame["type"] == "snapshot":
+                socket.send(json.dumps(frame | {"watching": 2}))
+                socket.send(json.dumps({"type": "watching", "slug": frame["slug"], "count": 3}))
+            else:
+                socket.send(text)
+
+        server_side.on_message(to_page)
+
+    context = browser.new_context()
+    try:
+        context.set_default_timeout(TIMEOUT_MS)
+        listing, board = context.new_page(), context.new_page()
+        for page, path in ((listing, "/"), (board, "/boards/demo/")):
+            page.route_web_socket(re.compile(r"/ws/$"), route)
+            page.goto(f"{server.http_url}{path}")
+        list_row(listing, "demo", {"watching": "3 watching", "live": "true"})
+        expect(board.locator("[data-field=watching]")).to_have_text("3 watching")
+        board.evaluate(
+            "() => import(new URL('./connection.js', document.querySelector('script[type=module]').src))"
+            ".then((connection) => connection.on('member', (frame) => { window.member = frame; }))"
+        )
+        notice = {"type": "member", "event": "notice", "payload": {"text": "Hello"}}
+        sockets[-1].send(json.dumps(notice))
+        board.wait_for_function("() => window.member !== undefined")
+        assert board.evaluate("window.member") == notice
+    finally:
+        context.close()
+
+
+RECORD_SENT_JS = """
+window.framesSent = [];
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+    window.framesSent.push(JSON.parse(data));
+    return send.call(this, data);
+};
+"""
+OPEN_SUBSCRIPTIONS_JS = """() => {
+    let open = 0, most = 0;
+    for (const frame of window.framesSent) {
+        if (frame.type === "subscribe") most = Math.max(most, ++open);
+        if (frame.type === "unsubscribe") open--;
+    }
+    return {open, most};
+}"""
+
+
+def test_a_list_longer_than_the_cap_follows_the_rows_on_screen(server, browser):
+    """30 boards: live are the rows on screen, never more than 20 at once, and no frame refused."""
+    orm(server.env, "for n in range(1, 31): Board.objects.create(name=f'Board {n:02d}', slug=f'b{n:02d}')")
+    context = browser.new_context(viewport={"width": 1000, "height": 4000})
+    try:
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        for script in (RECORD_JS, RECORD_SENT_JS):
+            page.add_init_script(script)
+        page.goto(f"{server.http_url}/")
+        live = "() => [...document.querySelectorAll('.board-list li')].map((li) => li.dataset.live)"
+        page.wait_for_function(f"() => ({live})().filter((state) => state === 'true').length === 20")
+        assert page.evaluate(live) == ["true"] * 20 + ["false"] * 11, "the first 20 rows on screen"
+
+        page.set_viewport_size({"width": 1000, "height": 600})
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        page.wait_for_function(f"() => ({live})().slice(-3).every((state) => state === 'true')")
+        subscriptions = page.evaluate(OPEN_SUBSCRIPTIONS_JS)
+        assert subscriptions == {"open": 20, "most": 20}
+        received = page.evaluate("window.framesReceived")
+        refused = [f for f in received if f["type"] == "error" or f.get("reason", "client") != "client"]
+        assert refused == [], "the server refused nothing"
+        assert page.evaluate("window.socketsCreatedAt.length") == 1
+    finally:
+        context.close()

@@ -408,7 +408,7 @@ def test_without_websockets_the_page_reads_server_sent_events_and_returns_to_a_w
     def block_websockets(page):
         # Playwright's WebSocket routing stands in for the page's WebSocket class, so it
         # counts attempts and frames here instead of the page's own recorder.
-        page.route_web_socket(re.compile(r"/ws/boards/"), route)
+        page.route_web_socket(re.compile(r"/ws/$"), route)  # the tab's one connection
         page.on("request", lambda request: "/events/" in request.url and streams["requests"].append(request))
         page.on("requestfailed", lambda request: "/events/" in request.url and streams.update(ended=1))
 

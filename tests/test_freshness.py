@@ -153,3 +153,24 @@ async def test_spectators_stay_idle_when_nothing_changes(players):
     async with spectate("finals") as ws:
         await receive(ws)
         assert await ws.receive_nothing(timeout=1.5)
+
+
+async def test_a_board_first_watched_during_the_version_read_is_not_taken_for_deleted():
+    """The read asked about the boards watched when it began; a feed added meanwhile is not in it."""
+    from live.delivery.freshness import FreshnessCheck
+
+    class Feed:
+        version = 1
+        removed = False
+
+        async def board_removed(self):
+            self.removed = True
+
+    feeds = {1: Feed()}
+
+    async def read_versions(board_ids):
+        feeds[2] = Feed()  # a spectator joins board 2 while the versions are read
+        return {board_id: 1 for board_id in board_ids}
+
+    await FreshnessCheck(feeds, read_versions).check()
+    assert not feeds[2].removed

@@ -15,7 +15,7 @@ import pytest
 from harness.deployment import Deployment
 from harness.servers import manage
 from harness.staff import STAFF_PASSWORD, Staff
-from harness.tab import Tab
+from harness.tab import MultiplexTab, Tab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -30,7 +30,7 @@ Player.objects.create(board=secret, name="Insider", score=7)
 allowed = Permission.objects.get(codename="view_private_board")
 password = make_password({STAFF_PASSWORD!r})
 for name in ["deactivated", "unpermitted", "ungrouped", "group-permission", "deleted",
-             "repassworded", "loggedout", "changer", "noticed", "other"]:
+             "repassworded", "loggedout", "changer", "noticed", "other", "multiplexed"]:
     user = User.objects.create(username=name, password=password, is_staff=name == "changer")
     if name in ("ungrouped", "group-permission"):
         group = Group.objects.create(name=name)
@@ -208,3 +208,31 @@ async def test_a_notice_reaches_every_tab_of_its_user_on_every_process_and_nobod
 async def test_notify_names_an_unknown_user_and_fails(site):
     with pytest.raises(RuntimeError, match="No user named 'nobody'"):
         await asyncio.to_thread(manage, "notify", "--user", "nobody", "hello", env=site.env)
+
+
+async def test_on_one_connection_for_many_boards_only_the_private_subscription_ends(site, staff):
+    """/ws/: the private board's subscription ends with `forbidden`; the connection and its
+    public board go on, on both processes; a notice reaches the same connections."""
+    viewer = await log_in(site, "multiplexed")
+    async with AsyncExitStack() as stack:
+        tabs = [MultiplexTab(d.ws_url, ["secret", "demo"], session=viewer.session) for d in site.daphnes]
+        for tab in tabs:
+            stack.push_async_callback(tab.close)
+        await asyncio.gather(*(tab.open() for tab in tabs))
+        code = 'u = User.objects.get(username="multiplexed")\nu.is_active = False\n'
+        before_commit = await asyncio.to_thread(change, site, code + 'print("before", time.time())\nu.save()')
+        for tab in tabs:
+            reason, at = await tab.ended("secret")
+            print(f"ended {at - before_commit:.3f}s after the commit: {tab.url}")
+            assert reason == "forbidden" and at - before_commit <= ENDED_WITHIN
+        marks = [len(tab.frames) for tab in tabs]
+        await edit_both_boards(site, staff)
+        for tab, mark in zip(tabs, marks, strict=True):
+            assert (await tab.frame("update", after=mark))["slug"] == "demo"
+            await tab.send({"type": "resync", "board": "secret"})
+            assert (await tab.frame("error", after=mark))["code"] == "not_subscribed"
+            assert not [f for _, f in tab.frames[mark:] if f.get("slug") == "secret" and f["type"] != "error"]
+            assert tab.close_code is None
+        await asyncio.to_thread(manage, "notify", "--user", "multiplexed", "still here?", env=site.env)
+        for tab in tabs:
+            assert (await tab.frame("member"))["payload"] == {"text": "still here?"}

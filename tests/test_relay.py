@@ -127,7 +127,8 @@ async def test_a_lost_channel_layer_makes_spectators_stale_then_a_snapshot_follo
         monkeypatch.setattr(layer, "group_send", lost)
         for ws in spectators:
             assert await ws.receive_json_from(timeout=HEARTBEAT_EVERY + HEARTBEAT_TIMEOUT + 1) == {
-                "type": "stale"
+                "type": "stale",
+                "slug": "finals",
             }
         dee = players[3]
         dee.score = 99

@@ -201,6 +201,7 @@ async def test_a_spectator_receives_the_undo_like_any_other_change(board, player
         update = await receive(ws)
     assert update == {
         "type": "update",
+        "slug": "finals",
         "version": changed["version"] + 1,
         "players": [{"id": players[3].pk, "name": "Dee", "score": 10, "rank": 4}],
         "removed": [],

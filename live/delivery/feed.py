@@ -19,8 +19,8 @@ from typing import Protocol
 from django.conf import settings
 
 from live.delivery import metrics
-from live.delivery.frames import Frame
-from live.delivery.protocol import CLOSE_BOARD_NOT_FOUND, CLOSE_FORBIDDEN, STALE
+from live.delivery.frames import Frame, stale_frame
+from live.delivery.protocol import CLOSE_BOARD_NOT_FOUND, CLOSE_FORBIDDEN
 from live.scores.selectors import is_visible
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,12 @@ class Socket(Protocol):
 
 
 class Spectator(Protocol):
-    """What a feed needs of a spectator (live/delivery/consumers.py)."""
+    """What a feed needs of a spectator: a per-board socket (live/delivery/consumers.py), an
+    event stream (events.py) or one board's subscription on /ws/ (subscriptions.py).
+
+    A spectator may also have `async board_renamed(slug)`, awaited before the first frame
+    that carries the board's new slug.
+    """
 
     may_view_private: bool
     socket: Socket | None  # None under a server without the seam: send_frame() is used
@@ -159,7 +164,7 @@ class BoardFeed:
         # it is done, and a spectator joining in between must find the cache, not read again.
         if snapshot is not None and snapshot.version >= self.version:
             self._snapshot = snapshot
-            self._learn(snapshot)
+            await self._learn(snapshot)
         return snapshot
 
     # Updates pass through.
@@ -182,7 +187,7 @@ class BoardFeed:
 
     async def _pass_on(self, frame: Frame) -> None:
         self.version = frame.version
-        self._learn(frame)
+        await self._learn(frame)
         for waiting in self.joining.values():
             waiting.append(frame)
         # Spectators whose snapshot holds this version are in step from the next one; those
@@ -210,10 +215,18 @@ class BoardFeed:
         metrics.FRAMES.labels("update", "asgi").inc(len(self.in_step) - direct)
         self.in_step.update(caught_up)
 
-    def _learn(self, frame: Frame) -> None:
-        """The board's slug and visibility as of its newest frame (Relay.find_board)."""
-        if frame.slug:
-            self.slug, self.public = frame.slug, frame.public
+    async def _learn(self, frame: Frame) -> None:
+        """The board's slug and visibility as of its newest frame (Relay.find_board); a new
+        slug is told to the spectators who want to know before any frame carries it."""
+        if not frame.slug:
+            return
+        renamed = self.slug and frame.slug != self.slug
+        self.slug, self.public = frame.slug, frame.public
+        if renamed:
+            for spectator in self.spectators():
+                told = getattr(spectator, "board_renamed", None)
+                if told is not None:
+                    await told(frame.slug)
 
     @staticmethod
     def _may_see(spectator: Spectator, frame: Frame) -> bool:
@@ -289,9 +302,10 @@ class BoardFeed:
             await spectator.close_with(CLOSE_BOARD_NOT_FOUND)
 
     async def stale(self) -> None:
+        stale = stale_frame(self.slug)
         for spectator in [*self.in_step, *self.ahead]:
             try:
-                await spectator.send_frame(STALE)
+                await spectator.send_frame(stale)
             except Exception:
                 logger.exception("could not tell a spectator of board=%s it is stale", self.board_id)
 

@@ -1,6 +1,8 @@
 """The JSON frames of the protocol (docs/PROTOCOL.md), for snapshots and updates alike.
 
-Every frame a spectator receives is built here and encoded once, by `encode()`.
+Every frame a spectator receives is built here and encoded once, by `encode()`. Frames about
+one board carry its slug at the top level, so that the same encoded update serves per-board
+sockets and /ws/ subscriptions alike.
 """
 
 import json
@@ -35,6 +37,7 @@ def ranked(players: Iterable[Player]) -> list[dict[str, Any]]:
 def snapshot_payload(*, board: Board, version: int, players: Iterable[Player]) -> dict[str, Any]:
     return {
         "type": "snapshot",
+        "slug": board.slug,
         "board": board_payload(board),
         "version": version,
         "players": ranked(players),
@@ -53,6 +56,7 @@ def update_payload(
     """An update carrying the changed players, with their ranks among all `players`."""
     payload: dict[str, Any] = {
         "type": "update",
+        "slug": board.slug,
         "version": version,
         "players": [p for p in ranked(players) if p["id"] in changed_ids],
         "removed": sorted(removed_ids),
@@ -62,8 +66,27 @@ def update_payload(
     return payload
 
 
-def error_payload(code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message}
+def error_payload(code: str, message: str, *, slug: str | None = None) -> dict[str, Any]:
+    """An error frame; `slug` names the subscription it is about (/ws/ only)."""
+    payload = {"type": "error", "code": code, "message": message}
+    if slug is not None:
+        payload["slug"] = slug
+    return payload
+
+
+def stale_frame(slug: str) -> str:
+    """The server lost its channel layer: this board's updates may be missing until a snapshot."""
+    return encode({"type": "stale", "slug": slug})
+
+
+def unsubscribed_frame(slug: str, reason: str) -> str:
+    """A /ws/ subscription ended: client, not_found, forbidden or removed (docs/PROTOCOL.md)."""
+    return encode({"type": "unsubscribed", "slug": slug, "reason": reason})
+
+
+def renamed_frame(slug: str, to: str) -> str:
+    """A /ws/ subscription's board changed its slug: from now on it is named `to`."""
+    return encode({"type": "renamed", "slug": slug, "to": to})
 
 
 # A member frame's limits (docs/PROTOCOL.md, "Messages to one member").

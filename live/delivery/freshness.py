@@ -42,8 +42,14 @@ class FreshnessCheck:
     async def check(self) -> None:
         if not self.feeds:
             return
-        versions = await self.read_versions(list(self.feeds))
-        for board_id, feed in list(self.feeds.items()):
+        asked = list(self.feeds)
+        versions = await self.read_versions(asked)
+        for board_id in asked:
+            # A board watched since the read is not in it: missing from it means deleted only
+            # for the boards asked about.
+            feed = self.feeds.get(board_id)
+            if feed is None:
+                continue
             committed = versions.get(board_id)
             if committed is None:
                 await feed.board_removed()

@@ -1,6 +1,7 @@
 """What spectators may send, and how the server answers bad input (docs/PROTOCOL.md)."""
 
 import json
+import re
 import time
 from typing import Any
 
@@ -27,28 +28,33 @@ SERVER_CLOSE_CODES = frozenset(
     {CLOSE_GOING_AWAY, CLOSE_UNSUPPORTED_DATA, CLOSE_INVALID_DATA, CLOSE_POLICY_VIOLATION}
     | {CLOSE_MESSAGE_TOO_BIG, 1011, 1012, CLOSE_TRY_AGAIN_LATER}
 )
-# The codes the page acts on, handed to it by the template (templates/live/board.html).
-PAGE_CLOSE_CODES = {"forbidden": CLOSE_FORBIDDEN, "notFound": CLOSE_BOARD_NOT_FOUND}
 
-CLIENT_MESSAGE_TYPES = ("ping", "resync")
+CLIENT_MESSAGE_TYPES = ("ping", "resync")  # on /ws/boards/<slug>/
+MULTIPLEX_MESSAGE_TYPES = ("ping", "subscribe", "unsubscribe", "resync")  # on /ws/
+
+# Boards one /ws/ connection may subscribe to at once (docs/PROTOCOL.md says at least 20).
+MAX_SUBSCRIPTIONS = 20
+# A slug as Django's <slug:> converter takes it, within Board.slug's length.
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,100}")
 
 PONG = encode({"type": "pong"})
-# The server lost the channel layer: updates may be missing until a fresh snapshot follows.
-STALE = encode({"type": "stale"})
 
 
 class ClientError(Exception):
     """A client frame the server cannot act on; answered with an error frame."""
 
-    def __init__(self, code: str, message: str, *, close_code: int | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, close_code: int | None = None, slug: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         # Set for abuse that ends the connection instead of an error frame.
         self.close_code = close_code
+        self.slug = slug  # the /ws/ subscription it is about, if any
 
     def frame(self) -> str:
-        return encode(error_payload(self.code, self.message))
+        return encode(error_payload(self.code, self.message, slug=self.slug))
 
 
 class FloodGuard:
@@ -75,7 +81,7 @@ def message_size(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def parse_client_message(text: str) -> dict[str, Any]:
+def parse_client_message(text: str, *, types: tuple[str, ...] = CLIENT_MESSAGE_TYPES) -> dict[str, Any]:
     """Decode one text frame from a spectator, or raise ClientError."""
     try:
         message = json.loads(text)
@@ -83,15 +89,18 @@ def parse_client_message(text: str) -> dict[str, Any]:
         raise ClientError("invalid_json", "Frames must be JSON text.") from None
     if not isinstance(message, dict):
         raise ClientError("invalid_message", "A frame must be a JSON object.")
-    if message.get("type") not in CLIENT_MESSAGE_TYPES:
-        raise ClientError(
-            "unknown_type",
-            f"Unknown message type; expected one of: {', '.join(CLIENT_MESSAGE_TYPES)}.",
-        )
+    if message.get("type") not in types:
+        raise ClientError("unknown_type", f"Unknown message type; expected one of: {', '.join(types)}.")
     return message
 
 
-def parse_client_frame(text: str | None, data: bytes | None, *, flood_guard: FloodGuard) -> dict[str, Any]:
+def parse_client_frame(
+    text: str | None,
+    data: bytes | None,
+    *,
+    flood_guard: FloodGuard,
+    types: tuple[str, ...] = CLIENT_MESSAGE_TYPES,
+) -> dict[str, Any]:
     """Check one frame from a spectator against every limit, then decode it (or ClientError)."""
     if not flood_guard.allow():
         raise ClientError("flood", "Too many frames.", close_code=CLOSE_POLICY_VIOLATION)
@@ -99,7 +108,15 @@ def parse_client_frame(text: str | None, data: bytes | None, *, flood_guard: Flo
         raise ClientError("binary", "Frames must be text.", close_code=CLOSE_UNSUPPORTED_DATA)
     if message_size(text) > MAX_CLIENT_MESSAGE_BYTES:
         raise ClientError("too_big", "Frame too big.", close_code=CLOSE_MESSAGE_TOO_BIG)
-    return parse_client_message(text)
+    return parse_client_message(text, types=types)
+
+
+def board_of(message: dict[str, Any]) -> str:
+    """The slug a /ws/ subscribe, unsubscribe or resync names, or ClientError."""
+    board = message.get("board")
+    if not isinstance(board, str) or not SLUG.fullmatch(board):
+        raise ClientError("invalid_board", "`board` must be a board's slug: 1 to 100 of a-z A-Z 0-9 - _.")
+    return board
 
 
 def close_code_for(refusal) -> int:

@@ -23,11 +23,10 @@ from django.conf import settings
 
 from live.delivery import metrics, reads
 from live.delivery.feed import BoardFeed, Spectator
-from live.delivery.frames import Frame
+from live.delivery.frames import Frame, stale_frame
 from live.delivery.freshness import FreshnessCheck
 from live.delivery.heartbeat import HEARTBEAT, BrokerHeartbeat
 from live.delivery.members import Members, MemberSocket
-from live.delivery.protocol import STALE
 from live.delivery.publish import ACCESS, MEMBER, REMOVED, UPDATE
 from live.models import Board, member_group_name
 
@@ -86,7 +85,7 @@ class Relay:
         feed = self.feeds[board_id]
         await feed.send_snapshot(spectator)
         if not self.live:
-            await spectator.send_frame(STALE)
+            await spectator.send_frame(stale_frame(feed.slug))
 
     async def resync(self, board_id: int, spectator: Spectator) -> None:
         """A spectator asked for a snapshot: the current one, read once per board and moment."""

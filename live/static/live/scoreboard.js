@@ -1,16 +1,11 @@
-// The spectator page: keeps the standings table equal to the server's, over a WebSocket or,
-// where WebSockets are blocked, Server-Sent Events. Protocol: docs/PROTOCOL.md.
-// Data is only ever written with textContent or as attribute values, never as markup.
+// The spectator page: keeps the standings table equal to the server's, through the tab's one
+// WebSocket or, where WebSockets are blocked, the board's Server-Sent Events (connection.js).
+// Protocol: docs/PROTOCOL.md. Data is only ever written with textContent or as attribute
+// values, never as markup.
+import { on, subscribe } from "./connection.js";
 import { byRank, compareCodePoints } from "./ranking.js";
 import { handleMemberFrame } from "./notices.js";
 
-const RECONNECT_BASE_MS = 500;
-const RECONNECT_CAP_MS = 10_000;
-const BACKGROUND_RETRY_CAP_MS = 30_000; // WebSocket retries while the page reads the event stream
-const FAILED_OPENS_BEFORE_SSE = 2;
-const PING_EVERY_MS = 20_000;
-const PONG_TIMEOUT_MS = 10_000;
-const STREAM_SILENCE_MS = 30_000; // the server comments every 15 s on a quiet stream
 const ANNOUNCE_EVERY_MS = 5_000;
 const ANNOUNCE_AT_MOST = 3;
 const TV_PAGE_EVERY_MS = 8_000;
@@ -26,19 +21,13 @@ const announcer = section.querySelector('[data-field="announcements"]');
 const emptyNote = section.querySelector(".empty");
 const notice = section.querySelector(".notice");
 const badge = section.querySelector("[data-connection-state]");
-// Close codes the page acts on, from the server (live/delivery/protocol.py).
-const CLOSE = {
-  forbidden: Number(section.dataset.closeForbidden),
-  notFound: Number(section.dataset.closeNotFound),
-};
+const watching = section.querySelector('[data-field="watching"]');
 const TOP = Number(section.dataset.top) || Infinity; // overlay and embed: the first N only
 const reducedMotion = matchMedia("(prefers-reduced-motion: reduce)");
 
 const state = {
   version: Number(section.dataset.version),
   players: new Map(), // id -> {id, name, score}
-  // True from a detected gap until the snapshot that repairs it: updates are ignored meanwhile.
-  awaitingSnapshot: false,
 };
 // What the page shows of each player beyond the server's data: its rank, the places it
 // moved at its last rank change (+ up, - down), and its last score change.
@@ -291,7 +280,6 @@ function applySnapshot(message) {
   }
   state.players = next;
   state.version = message.version;
-  state.awaitingSnapshot = false;
   setText(title, message.board.name);
   render(changed);
   shareFrame(message);
@@ -330,274 +318,57 @@ function clockTime(date) {
   return [date.getHours(), date.getMinutes(), date.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
 }
 
-// One frame from the transport the page reads from (handled the same for both).
-function handleFrame(message) {
-  switch (message.type) {
-    case "snapshot":
-      applySnapshot(message);
-      section.dataset.version = String(state.version);
-      markUpdated();
-      setConnectionState("live");
-      break;
-    case "stale":
-      // The server lost its channel layer; a fresh snapshot follows once it is back.
-      setConnectionState("stale");
-      break;
-    case "update":
-      if (state.awaitingSnapshot || message.version <= state.version) return;
-      if (message.version === state.version + 1) {
-        applyUpdate(message);
-        section.dataset.version = String(state.version);
-        markUpdated();
-      } else {
-        requestResync(); // a gap: some update was lost
-      }
-      break;
-    case "pong":
-      clearTimeout(pongTimer);
-      break;
-    case "member":
-      handleMemberFrame(message); // a message to this user (notices.js)
-      break;
-    case "error":
-      if (message.code === "board_not_found") stopWith(CLOSE.notFound);
-      else if (message.code === "forbidden") stopWith(CLOSE.forbidden);
-      else console.warn(`scoreboard: server error ${message.code}: ${message.message}`);
-      break;
-  }
-}
+// --- the board's subscription (connection.js applies the client rule) -------------------
 
-function parse(text) {
-  try {
-    return JSON.parse(text);
-  } catch {
-    console.warn("scoreboard: ignoring a frame that is not JSON");
-    return null;
-  }
-}
-
-// --- transports: a WebSocket, or Server-Sent Events where WebSockets fail to open ---------
-
-const link = {
-  active: null, // "websocket" or "sse": where frames are read from
-  socket: null, // the newest WebSocket (in use, or tried in the background)
-  stream: null, // the event stream reader, once WebSockets failed to open twice in a row
-  failedOpens: 0, // WebSockets in a row that closed before they opened
-  attempt: 0, // WebSocket back-off step
-  stopped: false, // the board is gone or private: nothing to retry
-};
-let pingTimer = null;
-let pongTimer = null;
-
-function setConnectionState(value) {
+function setConnectionState(value, transport) {
   badge.dataset.connectionState = value;
-  if (link.active) badge.dataset.transport = link.active;
+  if (transport) badge.dataset.transport = transport;
   setText(badge, value);
 }
 
-function requestResync() {
-  state.awaitingSnapshot = true;
-  if (link.active === "websocket") sendOnSocket({ type: "resync" });
-  else if (link.stream) link.stream.restart({ fresh: true }); // a stream has no resync frame
+function showWatching(count) {
+  watching.hidden = false;
+  setText(watching, `${count} watching`);
 }
 
-function sendOnSocket(message) {
-  const socket = link.socket;
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
-}
-
-function backOff(attempt, cap) {
-  // Exponential back-off with full jitter, so a restarted server is not stampeded.
-  const ceiling = Math.min(cap, RECONNECT_BASE_MS * 2 ** attempt);
-  return ceiling / 2 + (Math.random() * ceiling) / 2;
-}
-
-function stopWith(code) {
-  link.stopped = true;
-  link.stream?.stop();
-  link.stream = null;
-  if (link.socket) link.socket.close();
-  link.active = null;
+function stopWith(reason) {
   setConnectionState("offline");
   notice.textContent =
-    code === CLOSE.notFound
-      ? "This board was not found. It may have been removed, or you may need to log in."
-      : "This board is private. Reload the page after logging in.";
+    reason === "forbidden"
+      ? "This board is private. Reload the page after logging in."
+      : "This board was not found. It may have been removed, or you may need to log in.";
   notice.hidden = false;
 }
 
-function connectWebSocket() {
-  if (link.stopped) return;
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}${section.dataset.wsPath}`);
-  let opened = false;
-  link.socket = socket;
-  socket.addEventListener("open", () => {
-    opened = true;
-    link.failedOpens = 0;
-    keepAlive(socket);
-  });
-  socket.addEventListener("message", (event) => {
-    const message = parse(event.data);
-    if (message === null) return;
-    if (link.active !== "websocket") {
-      // The first frame of every socket is a snapshot: it makes this socket the source,
-      // ending the event stream if the page was reading one.
-      if (message.type !== "snapshot") return;
-      link.stream?.stop();
-      link.stream = null;
-      link.active = "websocket";
-    }
-    if (message.type === "snapshot") link.attempt = 0;
-    handleFrame(message);
-  });
-  // Live, and the back-off reset, only with a snapshot: a server that accepts and then
-  // closes (1013, its channel layer is down) must still be retried ever more slowly.
-  socket.addEventListener("close", (event) => {
-    if (socket !== link.socket) return;
-    clearInterval(pingTimer);
-    clearTimeout(pongTimer);
-    link.socket = null;
-    if (event.code === CLOSE.notFound || event.code === CLOSE.forbidden) {
-      stopWith(event.code);
-      return;
-    }
-    if (link.stopped) return;
-    if (!opened) link.failedOpens += 1;
-    if (link.active === "websocket") {
-      link.active = null;
-      setConnectionState("reconnecting");
-    } else if (link.active === null && badge.dataset.connectionState !== "reconnecting") {
-      setConnectionState("reconnecting");
-    }
-    if (link.stream === null && link.failedOpens >= FAILED_OPENS_BEFORE_SSE) link.stream = readEventStream();
-    // While the page reads an event stream, WebSockets are retried in the background, more
-    // slowly; while nothing works (the server is down?) both are retried at the usual pace.
-    const cap = link.active === "sse" ? BACKGROUND_RETRY_CAP_MS : RECONNECT_CAP_MS;
-    setTimeout(connectWebSocket, backOff(link.attempt++, cap));
-  });
-}
-
-function keepAlive(socket) {
-  clearInterval(pingTimer);
-  pingTimer = setInterval(() => {
-    if (socket !== link.socket) return;
-    sendOnSocket({ type: "ping" });
-    clearTimeout(pongTimer);
-    // A silent network never closes the socket by itself: close it and reconnect.
-    pongTimer = setTimeout(() => socket.close(), PONG_TIMEOUT_MS);
-  }, PING_EVERY_MS);
-}
-
-// Server-Sent Events read with fetch (not EventSource), so that the page sees the server's
-// keep-alive comments (a silent stream is a lost one), its refusals (404, 403) and picks
-// the Last-Event-ID itself: the version it holds, or none when it needs a snapshot.
-function readEventStream() {
-  let controller = null;
-  let stopped = false;
-  let restarting = false;
-  let fresh = false;
-  let attempt = 0;
-  let silence = null;
-  const reader = {
-    stop() {
-      stopped = true;
-      controller?.abort();
+function follow() {
+  on("member", handleMemberFrame); // messages to this user (notices.js)
+  subscribe(
+    section.dataset.slug,
+    {
+      snapshot(message) {
+        applySnapshot(message);
+        section.dataset.version = String(state.version);
+        markUpdated();
+      },
+      update(message) {
+        applyUpdate(message);
+        section.dataset.version = String(state.version);
+        markUpdated();
+      },
+      state: setConnectionState,
+      ended: stopWith,
+      watching: showWatching,
+      resumed() {
+        // A resumed event stream sends no snapshot: the page's own standings stand for one.
+        markUpdated();
+        shareFrame(currentSnapshot());
+      },
+      renamed(slug) {
+        section.dataset.slug = slug;
+      },
     },
-    restart(options) {
-      restarting = true;
-      fresh = options.fresh;
-      controller?.abort();
-    },
-  };
-
-  function heard() {
-    clearTimeout(silence);
-    silence = setTimeout(() => controller?.abort(), STREAM_SILENCE_MS);
-  }
-
-  async function read() {
-    controller = new AbortController();
-    const headers = { Accept: "text/event-stream" };
-    if (!fresh && !state.awaitingSnapshot) headers["Last-Event-ID"] = String(state.version);
-    fresh = false;
-    const response = await fetch(section.dataset.eventsPath, {
-      headers,
-      cache: "no-store",
-      credentials: "same-origin",
-      signal: controller.signal,
-    });
-    if (response.status === 404) return stopWith(CLOSE.notFound);
-    if (response.status === 403) return stopWith(CLOSE.forbidden);
-    if (!response.ok || !response.body) throw new Error(`event stream: HTTP ${response.status}`);
-    heard();
-    attempt = 0;
-    if (link.active === null) {
-      link.active = "sse";
-      markUpdated();
-      setConnectionState("live"); // the server sends what this version lacks, or nothing
-      // No snapshot comes when the stream resumes: the page's own standings stand for one.
-      if (headers["Last-Event-ID"]) shareFrame(currentSnapshot());
-    }
-    for await (const data of events(response.body, heard)) {
-      if (stopped || link.active !== "sse") return;
-      const message = parse(data);
-      if (message !== null) handleFrame(message);
-    }
-  }
-
-  (async () => {
-    while (!stopped && !link.stopped) {
-      try {
-        await read();
-      } catch (error) {
-        if (error?.name !== "AbortError") console.warn(`scoreboard: ${error}`);
-      }
-      clearTimeout(silence);
-      if (stopped || link.stopped) return;
-      if (restarting) {
-        restarting = false; // a resync: at once, and still live
-        continue;
-      }
-      if (link.active === "sse") {
-        link.active = null;
-        setConnectionState("reconnecting");
-      }
-      await new Promise((resolve) => setTimeout(resolve, backOff(attempt++, RECONNECT_CAP_MS)));
-    }
-  })();
-  return reader;
-}
-
-// The `data` of each event of a text/event-stream body (the server sends LF line ends and
-// one data line per event; comments only say the stream is alive).
-async function* events(body, heard) {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  let data = null;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      heard();
-      buffer += decoder.decode(value, { stream: true });
-      let end;
-      while ((end = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, end).replace(/\r$/, "");
-        buffer = buffer.slice(end + 1);
-        if (line === "") {
-          if (data !== null) yield data;
-          data = null;
-        } else if (line.startsWith("data:")) {
-          const value = line.slice(line.startsWith("data: ") ? 6 : 5);
-          data = data === null ? value : `${data}\n${value}`;
-        }
-      }
-    }
-  } finally {
-    reader.releaseLock();
-  }
+    { version: state.version, eventsPath: section.dataset.eventsPath },
+  );
 }
 
 // --- follow: players pinned to the top, remembered by this browser ------------------
@@ -818,4 +589,4 @@ if (following) {
 }
 if (search.input) setupSearch();
 if (pageView === "tv") runBigScreen();
-connectWebSocket();
+follow();
