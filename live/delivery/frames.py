@@ -5,7 +5,7 @@ Every frame a spectator receives is built here and encoded once, by `encode()`.
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from live.models import Board, Player
@@ -63,6 +63,23 @@ def update_payload(
 
 def error_payload(code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message}
+
+
+def watching_payload(*, slug: str, count: int) -> dict[str, Any]:
+    return {"type": "watching", "slug": slug, "count": count}
+
+
+def watching_frame(*, slug: str, count: int) -> "Frame":
+    """A board's `watching` frame: no version, the same for every spectator of the board."""
+    return Frame(version=0, text=encode(watching_payload(slug=slug, count=count)), public=True)
+
+
+def with_watching(snapshot: "Frame", count: int) -> "Frame":
+    """The snapshot with its `watching` count, as the last key of the object already encoded:
+    a board's snapshot is read and encoded once per version, whatever the count."""
+    text = snapshot.text
+    assert text.endswith("}"), "an encoded snapshot is a JSON object"
+    return replace(snapshot, text=f'{text[:-1]},"watching":{count:d}}}', _prepared=None)
 
 
 @dataclass(eq=False)
