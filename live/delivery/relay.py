@@ -5,7 +5,8 @@ adds one channel to the group of each board watched here, receives each update o
 hands it to that board's feed (live/delivery/feed.py), which writes the pre-encoded frame
 to every local spectator. Redis (or the in-memory layer) carries messages between
 processes; the relay carries them to sockets. Two watchers keep it honest: the broker
-heartbeat (heartbeat.py) and the comparison with the database (freshness.py).
+heartbeat (heartbeat.py) and the comparison with the database (freshness.py). Its presence
+(presence.py) counts who is watching.
 """
 
 import asyncio
@@ -22,6 +23,7 @@ from live.delivery.feed import BoardFeed, Spectator
 from live.delivery.frames import Frame
 from live.delivery.freshness import FreshnessCheck
 from live.delivery.heartbeat import HEARTBEAT, BrokerHeartbeat
+from live.delivery.presence import Presence
 from live.delivery.protocol import STALE
 from live.delivery.publish import REMOVED, UPDATE
 from live.models import Board
@@ -40,6 +42,7 @@ class Relay:
             layer, on_lost=self._broker_lost, on_recovered=self._broker_back, rejoin=self._rejoin
         )
         self.freshness = FreshnessCheck(self.feeds, reads.read_versions)
+        self.presence = Presence(self.feeds)
         self._membership = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
 
@@ -71,6 +74,7 @@ class Relay:
                         self._stop()  # nobody to serve: the next watch starts afresh
                     raise
                 self.feeds[board_id] = BoardFeed(board_id, reads)
+                self.presence.seed(self.feeds[board_id])
         feed = self.feeds[board_id]
         await feed.send_snapshot(spectator)
         if not self.live:
@@ -115,6 +119,7 @@ class Relay:
             asyncio.create_task(self.heartbeat.run()),
             asyncio.create_task(self.freshness.run()),
             asyncio.create_task(self._refresh_groups()),
+            asyncio.create_task(self.presence.run()),
         ]
         await self.layer.group_add(self.heartbeat.group, self.channel)
 
@@ -174,6 +179,11 @@ class Relay:
         # Updates may have been lost meanwhile: one fresh snapshot per board, for everyone.
         for feed in list(self.feeds.values()):
             await feed.resync_all(reason="broker", everyone=True)
+
+    def watching_frame(self, board_id: int) -> str | None:
+        """The board's current `watching` frame (for a stream resumed without a snapshot)."""
+        feed = self.feeds.get(board_id)
+        return None if feed is None else feed.watching_frame().text
 
     def audience(self) -> int:
         """Spectators of every board in this process."""
