@@ -25,6 +25,7 @@ from bench.engineio import handshake, message_text, socketio_url
 from harness.servers import origin_of
 
 UPDATE_PREFIX = '{"type":"update","version":'
+WATCHING_PREFIX = '{"type":"watching",'
 
 
 def raise_open_file_limit() -> None:
@@ -142,6 +143,8 @@ class Spectator:
                 text = await self.unwrap(packet)
                 if text is None:
                     continue
+                if text.startswith(WATCHING_PREFIX):
+                    continue  # a count of who is watching, not standings
                 version, snapshot = frame_version(text)
                 if version is None:  # the server says our standings may be stale
                     self.harness.stale_notices += 1
