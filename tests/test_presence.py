@@ -221,6 +221,7 @@ class Watcher:
         self.url = f"{url}/ws/boards/demo/"
         self.count: int | None = None
         self.frames: list[float] = []  # monotonic arrival time of each watching frame
+        self.history: list[tuple[float, int]] = []  # (when, count) of snapshots and watching frames
         self.opened = 0.0
         self.changed = asyncio.Condition()
         self.task = asyncio.create_task(self._run())
@@ -239,6 +240,7 @@ class Watcher:
                     continue
                 async with self.changed:
                     self.count = count
+                    self.history.append((time.monotonic(), count))
                     self.changed.notify_all()
 
     async def sees(self, count: int | None, timeout: float) -> None:
@@ -302,6 +304,38 @@ async def test_the_watchers_of_a_killed_process_leave_every_count_within_the_doc
         gone_after = await all_see(on_a, 2, timeout=KILLED_PROCESS_LEAVES_WITHIN + 5)
     print(f"the killed process's 3 watchers left the count after {gone_after:.1f} s")
     assert gone_after <= KILLED_PROCESS_LEAVES_WITHIN
+
+
+@pytest.mark.e2e
+@pytest.mark.redis
+async def test_while_redis_is_down_counts_stay_then_turn_local_then_whole_again(deployment):
+    """Delivery is not at stake (tests/test_faults.py); counts degrade as documented, logged once."""
+    live = deployment(layer="pubsub")
+    a, b = await live.start_two_daphnes()
+    async with AsyncExitStack() as stack:
+        on_a = await watchers(stack, a, 2)
+        on_b = await watchers(stack, b, 3)
+        await all_see(on_a + on_b, 5, timeout=5)
+        await asyncio.to_thread(live.redis.stop)
+        stopped = time.monotonic()
+        await all_see(on_a, 2, timeout=EXPIRY + 5)
+        await all_see(on_b, 3, timeout=5)
+        local_after = time.monotonic() - stopped
+        await asyncio.to_thread(live.restart_redis)
+        whole_after = await all_see(on_a + on_b, 5, timeout=5)
+    kept = min(t for w in on_a + on_b for t, count in w.history if count != 5 and t > stopped) - stopped
+    print(
+        f"Redis down: counts kept {kept:.1f} s, local after {local_after:.1f} s; "
+        f"Redis back: whole in {whole_after:.1f} s"
+    )
+    assert kept >= EXPIRY - 2 and local_after <= EXPIRY + 2
+    assert whole_after <= 3.0
+    for daphne in (a, b):
+        log = daphne.output()
+        assert (
+            log.count("presence: Redis unavailable") == 1 and log.count("presence: Redis answers again") == 1
+        )
+        assert "Traceback" not in log
 
 
 @pytest.mark.e2e
