@@ -8,6 +8,11 @@ Commands are JSON lines; each gets one JSON line back:
       latencies (receipt time - commit time) and any gap, duplicate or out-of-order frame
   {"cmd": "storm", "concurrency": c}   drop every connection at once (TCP abort), then
       reconnect them all; reports the seconds until each holds a fresh snapshot
+  {"cmd": "watching"}   the `watching` frames received since the last ask: in all, and the
+      most one spectator received within any one second
+URLs: `ws://HOST/ws/boards/SLUG/` one board per socket; `mux+ws://HOST/ws/?boards=a,b,c` one
+socket subscribed to several boards, of which the first is measured; a `#passive` suffix
+opens a socket that is held (memory, fan-out) but not measured.
   {"cmd": "quit"}
 Receipt times are `time.time()`, comparable with the writer's commit times on one machine.
 """
@@ -24,8 +29,9 @@ from websockets.asyncio.client import connect
 from bench.engineio import handshake, message_text, socketio_url
 from harness.servers import origin_of
 
-UPDATE_PREFIX = '{"type":"update","version":'
-WATCHING_PREFIX = '{"type":"watching",'
+UPDATE_PREFIX = '{"type":"update",'
+VERSION_KEY = '"version":'
+SLUG_KEY = '"slug":"'
 
 
 def raise_open_file_limit() -> None:
@@ -36,13 +42,16 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def frame_version(text: str) -> tuple[int | None, bool]:
-    """(version, is it a snapshot); None for frames without one (e.g. "stale" notices)."""
+def frame_info(text: str) -> tuple[str, int | None, str | None]:
+    """(type, version, slug) of a frame; an update's are read without decoding all of it."""
     if text.startswith(UPDATE_PREFIX):
-        end = text.find(",", len(UPDATE_PREFIX))
-        return int(text[len(UPDATE_PREFIX) : end]), False
+        start = text.index(VERSION_KEY) + len(VERSION_KEY)
+        end = min(i for i in (text.find(",", start), text.find("}", start)) if i != -1)
+        slug_at = text.find(SLUG_KEY) + len(SLUG_KEY)
+        slug = text[slug_at : text.index('"', slug_at)] if slug_at >= len(SLUG_KEY) else None
+        return "update", int(text[start:end]), slug
     message = json.loads(text)
-    return message.get("version"), message.get("type") == "snapshot"
+    return message.get("type"), message.get("version"), message.get("slug")
 
 
 class EventStream:
@@ -99,9 +108,17 @@ class Spectator:
         self.version: int | None = None
         self.websocket = None
         self.closed_code: int | None = None
+        self.boards: list[str] = []  # subscriptions of a /ws/ socket; the first is measured
+        self.passive = False
+        self.watching_at: list[float] = []
 
     async def open(self, url: str) -> None:
         self.url = url
+        url, _, fragment = url.partition("#")
+        self.passive = fragment == "passive"
+        if url.startswith("mux+"):
+            url, _, boards = url.removeprefix("mux+").partition("?boards=")
+            self.boards = boards.split(",")
         self.socketio = url.startswith("sio+")
         if url.startswith("http://"):
             self.websocket = await EventStream.connect(url)
@@ -115,8 +132,26 @@ class Spectator:
             )
         if self.socketio:
             await asyncio.wait_for(handshake(self.websocket), 60)
+        if self.boards:
+            await self.subscribe()
+            return
         snapshot = json.loads(await asyncio.wait_for(self.next_text(), 60))
         self.version = snapshot["version"]
+
+    async def subscribe(self) -> None:
+        for slug in self.boards:
+            await self.websocket.send(json.dumps({"type": "subscribe", "board": slug}))
+        waiting = set(self.boards)
+        while waiting:
+            message = json.loads(await asyncio.wait_for(self.next_text(), 60))
+            if message["type"] == "watching":
+                self.watching_at.append(time.time())
+            elif message["type"] == "snapshot":
+                waiting.discard(message["slug"])
+                if message["slug"] == self.boards[0]:
+                    self.version = message["version"]
+            elif message["type"] in ("unsubscribed", "error"):
+                raise ConnectionError(json.dumps(message))
 
     async def next_text(self) -> str:
         while True:
@@ -143,9 +178,13 @@ class Spectator:
                 text = await self.unwrap(packet)
                 if text is None:
                     continue
-                if text.startswith(WATCHING_PREFIX):
-                    continue  # a count of who is watching, not standings
-                version, snapshot = frame_version(text)
+                kind, version, slug = frame_info(text)
+                if kind == "watching":
+                    self.watching_at.append(now)
+                    continue
+                if self.passive or (self.boards and slug != self.boards[0]):
+                    continue  # held for the load it makes, not measured
+                snapshot = kind == "snapshot"
                 if version is None:  # the server says our standings may be stale
                     self.harness.stale_notices += 1
                     continue
@@ -183,10 +222,26 @@ class Harness:
         self.done = asyncio.Event()
         self.tasks: set[asyncio.Task] = set()
 
+    def measured(self) -> list[Spectator]:
+        return [spectator for spectator in self.spectators if not spectator.passive]
+
     def arrived(self) -> None:
         self.reached += 1
-        if self.reached >= len(self.spectators):
+        if self.reached >= len(self.measured()):
             self.done.set()
+
+    def watching(self) -> dict:
+        """`watching` frames since the last ask: in all, and the most per spectator in 1 s."""
+        frames = busiest = 0
+        for spectator in self.spectators:
+            times, spectator.watching_at = sorted(spectator.watching_at), []
+            frames += len(times)
+            first = 0
+            for last, when in enumerate(times):
+                while when - times[first] >= 1.0:
+                    first += 1
+                busiest = max(busiest, last - first + 1)
+        return {"frames": frames, "spectators": len(self.spectators), "most_in_one_second": busiest}
 
     async def open(self, urls: list[str], count: int, concurrency: int) -> dict:
         gate = asyncio.Semaphore(concurrency)
@@ -227,10 +282,10 @@ class Harness:
         self.waiting_for = last
         self.done.clear()
         self.reached = 0
-        for spectator in self.spectators:
+        for spectator in self.measured():
             if spectator.version >= last or spectator.closed_code is not None:
                 self.arrived()
-        if not self.spectators:
+        if not self.measured():
             self.done.set()
         with contextlib.suppress(TimeoutError):  # reported as undelivered frames
             await asyncio.wait_for(self.done.wait(), timeout)
@@ -254,7 +309,7 @@ class Harness:
             "latencies_ms": latencies,
             "slowest_per_change_ms": per_change,
             "delivered": delivered,
-            "expected": len(self.spectators) * len(commit_times),
+            "expected": len(self.measured()) * len(commit_times),
             "errors": errors[:20],
             "error_count": len(errors),
             "resyncs": resyncs,
@@ -278,6 +333,8 @@ async def main() -> None:
             reply = await harness.collect(command["commits"], command["timeout"])
         elif command["cmd"] == "storm":
             reply = await harness.storm(command["concurrency"])
+        elif command["cmd"] == "watching":
+            reply = harness.watching()
         elif command["cmd"] == "ready":
             reply = {}
         else:

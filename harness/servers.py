@@ -147,6 +147,14 @@ class Process:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def wait_for_output(self, text: str, *, count: int = 1, timeout: float = 30) -> None:
+        """Wait until the log holds `text` `count` times (a log file cannot be awaited)."""
+        deadline = time.monotonic() + timeout
+        while self.output().count(text) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not logged {count} times within {timeout} s")
+            time.sleep(0.05)
+
 
 class RedisServer(Process):
     """A private redis-server on a free port that keeps nothing on disk."""

@@ -71,14 +71,17 @@ class Staff:
         assert status == 302, f"POST {path} answered {status}: {body[:2000]}"
         return status
 
-    def log_in(self) -> "Staff":
-        status, _ = self.request("/admin/login/")
+    def log_in(self, path: str = "/admin/login/") -> "Staff":
+        """Log in through the admin's login page, or another (`/accounts/login/` for viewers)."""
+        status, _ = self.request(path)
         assert status == 200
-        self.post(
-            "/admin/login/",
-            [("username", self.username), ("password", STAFF_PASSWORD), ("next", "/admin/")],
-        )
+        self.post(path, [("username", self.username), ("password", STAFF_PASSWORD), ("next", "/admin/")])
         return self
+
+    @property
+    def session(self) -> str:
+        """The session cookie's value, for a WebSocket of this member (harness/tab.py)."""
+        return next(c.value for c in self.cookies if c.name == "sessionid")
 
     def open(self, path: str, form_id: str) -> AdminForm:
         """Load an admin page and read its form, as the browser shows it."""

@@ -1,5 +1,7 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_out
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
 
 class LiveConfig(AppConfig):
@@ -7,9 +9,12 @@ class LiveConfig(AppConfig):
     verbose_name = "Live scoreboard"
 
     def ready(self) -> None:
+        from django.contrib.auth.models import Group
+
         from live import signals
         from live.models import Board, Player
 
+        user = get_user_model()
         # dispatch_uid: ready() can run more than once (in tests, for one).
         for signal, handler, sender in [
             (pre_save, signals.player_saving, Player),
@@ -19,5 +24,13 @@ class LiveConfig(AppConfig):
             (pre_save, signals.board_saving, Board),
             (post_save, signals.board_saved, Board),
             (post_delete, signals.board_deleted, Board),
+            # Who may view private boards: their sockets are checked again after the commit.
+            (post_save, signals.user_saved, user),
+            (post_delete, signals.user_deleted, user),
+            (pre_delete, signals.group_deleting, Group),
+            (m2m_changed, signals.permissions_changed, user.user_permissions.through),
+            (m2m_changed, signals.permissions_changed, user.groups.through),
+            (m2m_changed, signals.permissions_changed, Group.permissions.through),
+            (user_logged_out, signals.user_logged_out, None),
         ]:
             signal.connect(handler, sender=sender, dispatch_uid=f"live.{handler.__name__}")

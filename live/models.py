@@ -50,6 +50,11 @@ class Board(models.Model):
         return f"board-{board_id}"
 
 
+def member_group_name(user_id: int) -> str:
+    """The channel-layer group of one user's sockets: one member per server process holding any."""
+    return f"member-{user_id}"
+
+
 class Player(models.Model):
     board = models.ForeignKey(Board, on_delete=models.CASCADE, related_name="players")
     name = models.CharField(max_length=100)

@@ -1,5 +1,7 @@
-"""Model signal handlers: each hands a write to live/scores/changes.py, nothing more."""
+"""Model signal handlers: each hands a write to live/scores/changes.py, or a change of who
+may view private boards to live/delivery/access.py, nothing more."""
 
+from live.delivery import access
 from live.scores import changes
 
 
@@ -33,3 +35,26 @@ def board_saved(sender, instance, created, using, raw=False, **kwargs) -> None:
 
 def board_deleted(sender, instance, using, **kwargs) -> None:
     changes.board_deleted(board=instance, using=using)
+
+
+def user_saved(sender, instance, created, update_fields, using, raw=False, **kwargs) -> None:
+    if not raw:
+        access.user_saved(user=instance, created=created, update_fields=update_fields, using=using)
+
+
+def user_deleted(sender, instance, using, **kwargs) -> None:
+    access.user_deleted(user=instance, using=using)
+
+
+def group_deleting(sender, instance, using, **kwargs) -> None:
+    access.group_deleting(group=instance, using=using)
+
+
+def permissions_changed(sender, instance, action, reverse, pk_set, using, **kwargs) -> None:
+    access.relations_changed(
+        through=sender, instance=instance, action=action, reverse=reverse, pk_set=pk_set, using=using
+    )
+
+
+def user_logged_out(sender, request, user, **kwargs) -> None:
+    access.logged_out(user=user)

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from live.management.commands import ensure_admin
+from live.management.commands import ensure_admin, notify
 from live.models import Board, Player
 
 pytestmark = pytest.mark.django_db
@@ -82,3 +82,47 @@ def test_simulate_makes_one_recorded_change_set_per_change():
 def test_simulate_refuses_bad_input_clearly(db, args, message):
     with pytest.raises(CommandError, match=message):
         run("simulate", *args)
+
+
+# manage.py notify: a notice to every open page of one user (tests/test_member_processes.py
+# shows it arriving across processes).
+
+
+@pytest.fixture
+def crossing_layer(monkeypatch):
+    """As under channels-redis: a message from this process reaches the servers."""
+    monkeypatch.setattr(notify, "reaches_other_processes", lambda: True)
+    sent = []
+    monkeypatch.setattr(notify, "relay_to_member", lambda **message: sent.append(message) or True)
+    return sent
+
+
+def test_notify_refuses_to_send_into_the_in_memory_layer_that_reaches_no_server():
+    get_user_model().objects.create_user("ada")
+    with pytest.raises(CommandError, match=r"in-memory \(no REDIS_URL\).*cannot reach"):
+        run("notify", "--user", "ada", "Final at six")
+
+
+def test_notify_sends_one_notice_to_the_user(crossing_layer):
+    ada = get_user_model().objects.create_user("ada")
+    assert "Notice sent to ada's open pages." in run("notify", "--user", "ada", "Final at six")
+    assert crossing_layer == [{"user_id": ada.pk, "event": "notice", "payload": {"text": "Final at six"}}]
+
+
+def test_notify_names_an_unknown_user(crossing_layer):
+    with pytest.raises(CommandError, match="No user named 'nobody'"):
+        run("notify", "--user", "nobody", "hello")
+
+
+def test_notify_refuses_a_notice_over_1000_characters(monkeypatch):
+    monkeypatch.setattr(notify, "reaches_other_processes", lambda: True)
+    get_user_model().objects.create_user("ada")
+    with pytest.raises(CommandError, match="1 to 1000 characters, not 1001"):
+        run("notify", "--user", "ada", "x" * 1001)
+
+
+def test_notify_fails_when_the_channel_layer_is_unreachable(crossing_layer, monkeypatch):
+    get_user_model().objects.create_user("ada")
+    monkeypatch.setattr(notify, "relay_to_member", lambda **message: False)
+    with pytest.raises(CommandError, match="unreachable; the notice was not sent"):
+        run("notify", "--user", "ada", "hello")

@@ -1,9 +1,13 @@
 """Connecting costs no database hop for an anonymous spectator of a board already watched."""
 
+import asyncio
+
 import pytest
+from channels.testing import WebsocketCommunicator
 
 from live.delivery import auth, reads
-from tests.conftest import in_thread, receive, spectate
+from scoreboard.asgi import application
+from tests.conftest import SPECTATOR_HEADERS, TIMEOUT, in_thread, receive, spectate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,6 +41,21 @@ async def test_an_anonymous_spectator_of_a_watched_public_board_costs_no_databas
             snapshot = await receive(second)
     assert snapshot["version"] == 2
     assert database_hops == []
+
+
+async def test_anonymous_spectators_arriving_together_share_one_lookup(players, database_hops):
+    """A reconnect storm: 30 spectators at once, of a board nobody watches yet and of a missing one."""
+    sockets = [WebsocketCommunicator(application, f"/ws/boards/{slug}/", headers=SPECTATOR_HEADERS)
+               for slug in ["finals", "nope"] * 15]  # fmt: skip
+    try:
+        assert all(ok for ok, _ in await asyncio.gather(*(ws.connect(timeout=TIMEOUT) for ws in sockets)))
+        frames = [await receive(ws) for ws in sockets[::2]]
+        closes = [await ws.receive_output(timeout=TIMEOUT) for ws in sockets[1::2]]
+    finally:
+        await asyncio.gather(*(ws.disconnect() for ws in sockets))
+    assert {frame["type"] for frame in frames} == {"snapshot"}
+    assert {close["code"] for close in closes} == {4404}
+    assert sorted(database_hops) == ["find_board", "find_board", "read_snapshot"]  # one per slug
 
 
 async def test_a_watched_board_is_found_by_its_new_slug_after_a_rename(players, database_hops):

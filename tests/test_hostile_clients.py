@@ -274,7 +274,11 @@ async def test_half_open_requests_from_one_client_leave_the_process_serving(daph
 
 
 async def test_half_open_requests_from_many_addresses_are_dropped_after_the_header_timeout(daphne):
-    """Past the descriptor limit a bystander waits for LIVE_HEADER_TIMEOUT (10 s), not 60 s."""
+    """Past the descriptor limit a bystander waits for LIVE_HEADER_TIMEOUT (10 s), not 60 s.
+
+    Connections the process could not accept wait in the kernel's listen queue; each is
+    accepted as descriptors free up, and dropped 10 s after that: all within 2 x 10 s.
+    """
     server = daphne(nofile=256)
     addresses = [f"127.0.0.{n}" for n in range(10, 16)]  # 6 x 50 connections: over 256 descriptors
     started = time.monotonic()
@@ -285,11 +289,12 @@ async def test_half_open_requests_from_many_addresses_are_dropped_after_the_head
             with suppress(OSError, TimeoutError, websockets.InvalidHandshake):
                 await asyncio.wait_for(connect_time(server), 2)
                 victim_connected = time.monotonic() - started
-        await asyncio.sleep(max(0.0, started + 14 - time.monotonic()))
-        open_now = still_open(held)
+        while (open_now := still_open(held)) and time.monotonic() - started < 2 * 10 + 4:
+            await asyncio.sleep(0.25)  # a closed socket cannot be awaited here: polled, bounded
+        all_closed = time.monotonic() - started
         got_in = "never" if victim_connected is None else f"after {victim_connected:.1f} s"
         print(f"\n{len(held)} half-open connections from 6 addresses; a bystander got in {got_in}; "
-              f"{open_now} still held 14 s after the start")  # fmt: skip
+              f"{open_now} still held, all others closed {all_closed:.1f} s after the start")  # fmt: skip
         assert victim_connected is not None and victim_connected < 10 + 4
         assert open_now == 0
     finally:
@@ -380,9 +385,13 @@ def test_a_300_mb_body_is_refused_before_it_is_read(daphne):
 FLOOD_SECONDS = 12
 
 
+SNAPSHOT_READ = "snapshot read from the database"  # logged by live/delivery/reads.py at DEBUG
+
+
 async def flood_and_measure(server: DaphneProcess, *, sockets: int, addresses: str) -> dict:
     """Victim connects before and during `sockets` spectators' 9 resyncs a second each."""
     before = [await connect_time(server) for _ in range(10)]
+    reads_alone = server.output().count(SNAPSHOT_READ)
     flood = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "harness.flood", "--url", f"{server.ws_url}/ws/boards/demo/",
         "--sockets", str(sockets), "--rate", "9", "--seconds", str(FLOOD_SECONDS), "--addresses", addresses,
@@ -391,13 +400,15 @@ async def flood_and_measure(server: DaphneProcess, *, sockets: int, addresses: s
     try:
         assert await asyncio.wait_for(flood.stdout.readline(), 60) == b"ready\n"
         flooding_until = time.monotonic() + FLOOD_SECONDS - 1
-        await asyncio.sleep(2)  # every flooding socket has had its first snapshot
-        reads_before = server.output().count("snapshot read from the database")
+        # The flood's first spectator reads the snapshot (every victim above had left) ...
+        await asyncio.to_thread(server.wait_for_output, SNAPSHOT_READ, count=reads_alone + 1)
+        await asyncio.sleep(2)  # ... and every other flooding socket has had it, from memory
+        reads_before = server.output().count(SNAPSHOT_READ)
         during = []
         while len(during) < 20 and time.monotonic() < flooding_until:
             during.append(await connect_time(server))
             await asyncio.sleep(0.2)
-        reads = server.output().count("snapshot read from the database") - reads_before
+        reads = server.output().count(SNAPSHOT_READ) - reads_before
         result = json.loads(await asyncio.wait_for(flood.stdout.readline(), 60))
     finally:
         if flood.returncode is None:
@@ -433,9 +444,9 @@ async def test_a_thousand_sockets_flooding_resyncs_read_the_database_never(daphn
     numbers = await flood_and_measure(server, sockets=1000, addresses="127.0.0.10-29")
     print(f"\n1,000 sockets x 9 resyncs/s: {numbers}")
     assert numbers["flood"]["frames_per_second"] >= 1000 * 4  # the flood ran (see the test above)
-    # At most one read per board and moment (issue 14): a loop this saturated may miss a broker
-    # heartbeat, and the recovery re-reads the board's snapshot once for every spectator.
-    assert numbers["snapshot_reads_during"] <= 1
+    # A loop this saturated resumes a read's waiters long after the read is done, and its
+    # timers fire late: neither may cost a read (tests/test_feed.py, tests/test_heartbeat.py).
+    assert numbers["snapshot_reads_during"] == 0
     # More than the process can answer (about 6,000 frames a second even for pings): a bystander
     # waits behind the backlog. Measured, not asserted: docs/RELIABILITY.md has the numbers.
 

@@ -3,10 +3,12 @@
 import logging
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from live.delivery import metrics
+from live.delivery.auth import member_identity
 from live.delivery.daphne import SOCKET_EXTENSION
 from live.delivery.protocol import (
     CLOSE_BOARD_NOT_FOUND,
@@ -35,6 +37,16 @@ class NoDatabaseConsumer(AsyncWebsocketConsumer):
     # Spectators are reached through the relay, not through a layer channel each.
     channel_layer_alias = None
 
+    async def __call__(self, scope, receive, send) -> None:
+        # AsyncConsumer.__call__ without its channel-layer lookup (a settings read and a
+        # KeyError per connect for no layer) and its task per message: a loop of one receive.
+        self.scope, self.channel_layer, self.base_send = scope, None, send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+
     async def dispatch(self, message) -> None:
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
@@ -43,11 +55,20 @@ class NoDatabaseConsumer(AsyncWebsocketConsumer):
 
 
 class SpectatorConsumer(NoDatabaseConsumer):
-    """One spectator of one board, fed by the process's relay (live/delivery/feed.py)."""
+    """One spectator of one board, fed by the process's relay (live/delivery/feed.py).
+
+    A logged-in user's spectator is also a member socket (live/delivery/members.py): it gets
+    the user's member frames, and is closed with 4403 if its access to private boards ends
+    while it watches one.
+    """
 
     board_id: int | None = None
     may_view_private = False
     counted = False
+    # A member socket's (user id, session key); None for an anonymous spectator.
+    user_id: int | None = None
+    session_key: str | None = None
+    private_access_lost = False
 
     async def connect(self) -> None:
         self.flood_guard = FloodGuard()
@@ -61,26 +82,42 @@ class SpectatorConsumer(NoDatabaseConsumer):
         metrics.CONNECTS.inc()
         metrics.CONNECTIONS.inc()
         slug = self.scope["url_route"]["kwargs"]["slug"]
+        identity = member_identity(self.scope)
+        if identity is not None:
+            self.user_id, self.session_key = identity
+            # Before reading its access, so that no change of it slips between.
+            if not await self.relayed(get_relay().join_member(self)):
+                return
         try:
-            board_id, self.may_view_private = await get_relay().find_board(
-                slug=slug, user=self.scope.get("user")
+            board_id, may_view_private = await get_relay().find_board(
+                slug=slug, user=self.scope.get("user"), session_key=self.session_key
             )
         except BoardUnavailable as refusal:
             await self.close(code=close_code_for(refusal))
             return
+        # An access change handled while that read ran wins over it.
+        self.may_view_private = may_view_private and not self.private_access_lost
         self.board_id = board_id  # set first: a disconnect during the snapshot still leaves
+        if not await self.relayed(get_relay().watch(board_id, self)):
+            self.board_id = None
+
+    async def relayed(self, joining) -> bool:
+        """Await the relay's joining of a group; False (and close 1013) if the broker is down."""
         try:
-            await get_relay().watch(board_id, self)
+            await joining
         except Exception as exc:  # noqa: BLE001 - the broker is down; let the client retry
             logger.warning("spectator refused, channel layer unavailable: %s", exc)
-            self.board_id = None
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            return False
+        return True
 
     async def disconnect(self, code: int) -> None:
         if self.counted:
             metrics.CONNECTIONS.dec()
         if self.board_id is not None:
             await get_relay().leave(self.board_id, self)
+        if self.user_id is not None:
+            await get_relay().leave_member(self)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.board_id is None:
@@ -103,6 +140,11 @@ class SpectatorConsumer(NoDatabaseConsumer):
 
     async def close_with(self, code: int) -> None:
         await self.close(code=code)
+
+    def lose_private_access(self) -> list[tuple[int, "SpectatorConsumer"]]:
+        self.private_access_lost = True
+        self.may_view_private = False
+        return [] if self.board_id is None else [(self.board_id, self)]
 
 
 class NotFoundConsumer(NoDatabaseConsumer):

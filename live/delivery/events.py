@@ -17,6 +17,7 @@ from channels.generic.http import AsyncHttpConsumer
 from django.conf import settings
 
 from live.delivery import daphne, reads
+from live.delivery.auth import member_identity
 from live.delivery.frames import encode, error_payload
 from live.delivery.protocol import CLOSE_BOARD_NOT_FOUND, CLOSE_FORBIDDEN, close_code_for
 from live.delivery.relay import get_relay
@@ -88,6 +89,10 @@ class EventStreamConsumer(AsyncHttpConsumer):
 
     board_id: int | None = None
     may_view_private = False
+    # A logged-in user's stream is a member socket too (live/delivery/members.py).
+    user_id: int | None = None
+    session_key: str | None = None
+    private_access_lost = False
     # Where the feed writes frames framed once for all (live/delivery/daphne.py), once the
     # response has started under Daphne; until then, and elsewhere, it calls send_frame().
     socket: daphne.DaphneStream | None = None
@@ -129,21 +134,23 @@ class EventStreamConsumer(AsyncHttpConsumer):
             await self.send_json(405, error_payload("method_not_allowed", "Use GET."), [(b"allow", b"GET")])
             return False
         slug = self.scope["url_route"]["kwargs"]["slug"]
+        identity = member_identity(self.scope)
+        if identity is not None:
+            self.user_id, self.session_key = identity
+            # Before reading its access, so that no change of it slips between.
+            if not await self.relayed(get_relay().join_member(self)):
+                return False
         try:
-            board_id, self.may_view_private = await get_relay().find_board(
-                slug=slug, user=self.scope.get("user")
+            board_id, may_view_private = await get_relay().find_board(
+                slug=slug, user=self.scope.get("user"), session_key=self.session_key
             )
         except BoardUnavailable as refusal:
             await self.send_ending(close_code_for(refusal))
             return False
+        # An access change handled while that read ran wins over it.
+        self.may_view_private = may_view_private and not self.private_access_lost
         self.board_id = board_id
-        try:
-            await get_relay().watch(board_id, self)
-        except Exception as exc:  # noqa: BLE001 - the broker is down; the client retries
-            logger.warning("event stream refused, channel layer unavailable: %s", exc)
-            await self.leave()
-            payload = error_payload("unavailable", "Try again later.")
-            await self.send_json(503, payload, [(b"retry-after", b"%d" % RETRY_AFTER_SECONDS)])
+        if not await self.relayed(get_relay().watch(board_id, self)):
             return False
         resume_from = last_event_id(self.scope)
         if resume_from is not None:
@@ -162,6 +169,18 @@ class EventStreamConsumer(AsyncHttpConsumer):
         if request is not None and settings.LIVE_DIRECT_SEND:
             self.socket = daphne.DaphneStream(request, encode=event_of)
         self.keep_alive = asyncio.create_task(self.keep_alive_loop())
+        return True
+
+    async def relayed(self, joining) -> bool:
+        """Await the relay's joining of a group; False (and a 503) if the broker is down."""
+        try:
+            await joining
+        except Exception as exc:  # noqa: BLE001 - the broker is down; the client retries
+            logger.warning("event stream refused, channel layer unavailable: %s", exc)
+            await self.leave()
+            payload = error_payload("unavailable", "Try again later.")
+            await self.send_json(503, payload, [(b"retry-after", b"%d" % RETRY_AFTER_SECONDS)])
+            return False
         return True
 
     async def resume(self, version: int) -> None:
@@ -213,9 +232,16 @@ class EventStreamConsumer(AsyncHttpConsumer):
             self.keep_alive.cancel()
             self.keep_alive = None
 
+    def lose_private_access(self) -> list[tuple[int, "EventStreamConsumer"]]:
+        self.private_access_lost = True
+        self.may_view_private = False
+        return [] if self.board_id is None else [(self.board_id, self)]
+
     async def disconnect(self) -> None:
         self.stop_keep_alive()
         await self.leave()
+        if self.user_id is not None:
+            await get_relay().leave_member(self)
 
     async def leave(self) -> None:
         board_id, self.board_id = self.board_id, None

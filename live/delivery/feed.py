@@ -138,6 +138,15 @@ class BoardFeed:
         self.joining.pop(spectator, None)
         metrics.SPECTATORS.labels(self.board_id).set(len(self))
 
+    async def private_access_lost(self, spectator: Spectator) -> None:
+        """The spectator may no longer view private boards (its `may_view_private` is False
+        now): its subscription ends if this board is private; a public one continues."""
+        if self.public or spectator in self.joining:
+            return  # a snapshot being read is checked against may_view_private when it arrives
+        if spectator in self.in_step or spectator in self.ahead:
+            self.leave(spectator)
+            await spectator.close_with(CLOSE_FORBIDDEN)
+
     async def snapshot(self, *, fresh: bool = False) -> Frame:
         """The board's current snapshot: one database read however many ask at once."""
         cached = self._snapshot
@@ -146,11 +155,17 @@ class BoardFeed:
         # A read started before an update passed here may miss it: share only a newer one.
         if self._snapshot_read is None or self._snapshot_read.done() or self._read_from < self.version:
             self._read_from = self.version
-            self._snapshot_read = asyncio.ensure_future(self.reads.read_snapshot(self.board_id))
+            self._snapshot_read = asyncio.ensure_future(self._read_snapshot())
         snapshot = await asyncio.shield(self._snapshot_read)
         if snapshot is None:
             raise BoardGone
-        if snapshot.version >= self.version:
+        return snapshot
+
+    async def _read_snapshot(self) -> Frame | None:
+        snapshot = await self.reads.read_snapshot(self.board_id)
+        # Cached by the read itself, not by its readers: on a busy loop they resume long after
+        # it is done, and a spectator joining in between must find the cache, not read again.
+        if snapshot is not None and snapshot.version >= self.version:
             self._snapshot = snapshot
             self._learn(snapshot)
         return snapshot
@@ -314,10 +329,6 @@ class BoardFeed:
                 await spectator.send_frame(STALE)
             except Exception:
                 logger.exception("could not tell a spectator of board=%s it is stale", self.board_id)
-
-    def forget_versions(self) -> None:
-        """After a broker outage: trust only the database (the next snapshot)."""
-        self._snapshot = None
 
     def stop(self) -> None:
         metrics.SPECTATORS.remove(str(self.board_id))

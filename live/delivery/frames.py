@@ -4,6 +4,7 @@ Every frame a spectator receives is built here and encoded once, by `encode()`.
 """
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -80,6 +81,47 @@ def with_watching(snapshot: "Frame", count: int) -> "Frame":
     text = snapshot.text
     assert text.endswith("}"), "an encoded snapshot is a JSON object"
     return replace(snapshot, text=f'{text[:-1]},"watching":{count:d}}}', _prepared=None)
+
+
+# A member frame's limits (docs/PROTOCOL.md, "Messages to one member").
+MEMBER_EVENT = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
+MAX_MEMBER_PAYLOAD_BYTES = 8192
+MAX_NOTICE_CHARACTERS = 1000
+
+
+class InvalidMemberMessage(ValueError):
+    """A message to a member that breaks the protocol's limits; the message says which."""
+
+
+def member_frame(*, event: str, payload: dict[str, Any]) -> str:
+    """`{"type": "member", "event": ..., "payload": ...}`, encoded, or InvalidMemberMessage."""
+    if not isinstance(event, str) or not MEMBER_EVENT.fullmatch(event):
+        raise InvalidMemberMessage(
+            f"event {event!r}: 1 to 32 of a-z 0-9 _ . - starting with a letter, e.g. 'notice'"
+        )
+    if not isinstance(payload, dict):
+        raise InvalidMemberMessage(f"payload must be a JSON object (a dict), not {type(payload).__name__}")
+    if event == "notice":
+        text = payload.get("text")
+        if set(payload) != {"text"} or not isinstance(text, str):
+            raise InvalidMemberMessage('a notice\'s payload is {"text": "..."}')
+        if not 1 <= len(text) <= MAX_NOTICE_CHARACTERS:
+            raise InvalidMemberMessage(
+                f"a notice's text has 1 to {MAX_NOTICE_CHARACTERS} characters, not {len(text)}"
+            )
+    try:
+        encoded_payload = encode(payload)
+    except (TypeError, ValueError) as error:
+        raise InvalidMemberMessage(f"payload is not JSON: {error}") from None
+    try:
+        size = len(encoded_payload.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidMemberMessage("payload holds a lone surrogate, which no socket can send") from None
+    if size > MAX_MEMBER_PAYLOAD_BYTES:
+        raise InvalidMemberMessage(
+            f"payload is {size} bytes of JSON; the limit is {MAX_MEMBER_PAYLOAD_BYTES}"
+        )
+    return encode({"type": "member", "event": event, "payload": payload})
 
 
 @dataclass(eq=False)

@@ -36,13 +36,17 @@ def _networks(proxies: tuple[str, ...]) -> tuple:
 
 def is_trusted_proxy(host: str | None) -> bool:
     """A Unix-socket peer (no address: a local process, nginx in deploy/) or a LIVE_TRUSTED_PROXIES one."""
-    if host is None:
-        return True
+    return host is None or _is_in(host, tuple(settings.LIVE_TRUSTED_PROXIES))
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_in(host: str, proxies: tuple[str, ...]) -> bool:
+    # Asked on every connect; parsing the address costs more than the rest of the guard.
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return False
-    return any(address in network for network in _networks(tuple(settings.LIVE_TRUSTED_PROXIES)))
+    return any(address in network for network in _networks(proxies))
 
 
 def header(scope, name: bytes) -> str | None:

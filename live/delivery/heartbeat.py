@@ -3,9 +3,9 @@
 The pubsub layer never raises from receive() when Redis goes away, so a lost broker is
 otherwise silent. The heartbeat sends a message to the relay's own group every
 `HEARTBEAT_EVERY` seconds and waits for it to come back through the listener. A heartbeat
-missing for `HEARTBEAT_TIMEOUT` while nothing else arrived and nothing was being fanned out
-(a busy loop is load, not loss) means the broker is lost; then it probes more often and
-reports the recovery once a heartbeat gets through again.
+missing for `HEARTBEAT_TIMEOUT` while nothing else arrived, nothing was being fanned out and
+the event loop kept its timers (a busy loop is load, not loss) means the broker is lost; then
+it probes more often and reports the recovery once a heartbeat gets through again.
 """
 
 import asyncio
@@ -19,6 +19,9 @@ HEARTBEAT_TIMEOUT = 1.0
 RECOVERY_EVERY = 0.25
 
 HEARTBEAT = "relay.heartbeat"
+# A timer of the heartbeat's that fired this late shows a saturated event loop (a flood of
+# client frames, say): the heartbeat could not come back in time, whatever the broker did.
+BUSY_LOOP_LAG = 0.25
 
 
 class BrokerHeartbeat:
@@ -53,12 +56,16 @@ class BrokerHeartbeat:
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_EVERY if self.live else RECOVERY_EVERY)  # a period
+            period, started = HEARTBEAT_EVERY if self.live else RECOVERY_EVERY, time.monotonic()
+            await asyncio.sleep(period)  # a period, not synchronisation
+            lag = _late(started, period)
             if self.live:
                 self._awaited = self._sent + 1
                 self._back = False
-                received = self.received
-                if not await self._beat(timeout=HEARTBEAT_TIMEOUT) and not self._busy_since(received):
+                received, started = self.received, time.monotonic()
+                back = await self._beat(timeout=HEARTBEAT_TIMEOUT)
+                lag = max(lag, _late(started, HEARTBEAT_TIMEOUT))
+                if not back and not self._busy_since(received) and lag <= BUSY_LOOP_LAG:
                     await self.lost("no heartbeat through the channel layer")
                 continue
             try:
@@ -99,3 +106,8 @@ class BrokerHeartbeat:
         except Exception:  # noqa: BLE001 - any failure means updates cannot arrive either
             return False
         return self._back
+
+
+def _late(started: float, period: float) -> float:
+    """How much longer than `period` the loop took since `started` (0 if it took less)."""
+    return max(0.0, time.monotonic() - started - period)

@@ -4,23 +4,30 @@ A committed change-set becomes one pre-encoded update frame, sent once to the bo
 group. A send is bounded by `settings.LIVE_PUBLISH_TIMEOUT`: a frozen or unreachable broker
 never holds a save longer than that. What could not be sent reaches spectators anyway,
 through each relay's comparison of its versions with the database (live/delivery/freshness.py).
+
+Messages to one user (`relay_to_member`, and the access events of live/delivery/access.py)
+go to that user's group, which each relay holding one of the user's sockets has joined once.
 """
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
-from live.models import Board
+from live.delivery.frames import member_frame
+from live.models import Board, member_group_name
 from live.scores.selectors import BoardUnavailable, updates_since
 
 logger = logging.getLogger(__name__)
 
 UPDATE = "board.update"
 REMOVED = "board.removed"
+MEMBER = "member.message"
+ACCESS = "member.access"
 
 
 def publish_change_set(*, board_id: int, version: int) -> None:
@@ -52,17 +59,57 @@ def publish_board_removed(*, board_id: int) -> None:
 
 def send_to_board(*, board_id: int, message: dict[str, Any]) -> None:
     """Send one message to a board's group; a failure is logged, never raised."""
+    _send(
+        Board.group_name_for(board_id),
+        message,
+        unsent=f"board={board_id} version={message.get('version')} not sent",
+        meanwhile="relays will read it from the database",
+    )
+
+
+def relay_to_member(*, user_id: int, event: str, payload: dict[str, Any]) -> bool:
+    """Send `{"type": "member", "event": event, "payload": payload}` to every open socket of
+    the user, in every server process (Pusher's relayToMember), from synchronous code.
+
+    The frame is validated and encoded once here (InvalidMemberMessage says what is wrong).
+    Returns whether the channel layer took it; a failure is logged, never raised.
+    """
+    text = member_frame(event=event, payload=payload)
+    message = {"type": MEMBER, "user_id": user_id, "text": text}
+    return _send(member_group_name(user_id), message, unsent=f"member={user_id} event={event} not sent")
+
+
+def relay_access_changed(*, user_ids: Iterable[int], moved: dict[str, str] | None = None) -> None:
+    """Tell the relays holding sockets of these users to check their access to private boards
+    again; `moved` maps session keys to the new keys of the same sessions (a password change)."""
+    for user_id in sorted(set(user_ids)):
+        _send(
+            member_group_name(user_id),
+            {"type": ACCESS, "user_id": user_id, "moved": moved or {}},
+            unsent=f"access change of member={user_id} not sent",
+            meanwhile="relays check their members again after an outage they notice",
+        )
+
+
+def reaches_other_processes() -> bool:
+    """Whether a message sent from this process can reach a server process's sockets."""
+    return not isinstance(get_channel_layer(), InMemoryChannelLayer)
+
+
+def _send(group: str, message: dict[str, Any], *, unsent: str, meanwhile: str = "") -> bool:
+    """Send one message to a group (True); a failure is logged on one line, never raised."""
     try:
-        async_to_sync(_group_send)(get_channel_layer(), Board.group_name_for(board_id), message)
+        async_to_sync(_group_send)(get_channel_layer(), group, message)
     except Exception as exc:  # noqa: BLE001 - any broker failure must not fail the save
         logger.error(
-            "channel layer unavailable: board=%s version=%s not sent (%s: %s); "
-            "relays will read it from the database",
-            board_id,
-            message.get("version"),
+            "channel layer unavailable: %s (%s: %s)%s",
+            unsent,
             type(exc).__name__,
             exc or "timed out",
+            f"; {meanwhile}" if meanwhile else "",
         )
+        return False
+    return True
 
 
 async def _group_send(layer, group: str, message: dict[str, Any]) -> None:

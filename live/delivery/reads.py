@@ -3,7 +3,9 @@
 import logging
 
 from channels.db import database_sync_to_async
+from django.contrib.auth.models import AnonymousUser
 
+from live.delivery.auth import session_user
 from live.delivery.frames import Frame
 from live.scores import selectors
 
@@ -44,8 +46,26 @@ def read_versions(board_ids: list[int]) -> dict[int, int]:
 
 
 @database_sync_to_async
-def find_board(*, slug: str, user) -> tuple[int, bool]:
-    """(board id, may the user view private boards) or BoardUnavailable: one hop for both."""
+def find_board(*, slug: str, user, session_key: str | None = None) -> tuple[int, bool]:
+    """(board id, may the user view private boards) or BoardUnavailable: one hop for both.
+
+    With `session_key` (a logged-in user's socket, already among the relay's members) the
+    session is checked again now: a change committed since the handshake read it counts.
+    """
+    if session_key is not None:
+        user = session_user(session_key, user_id=user.pk) or AnonymousUser()
     may_view_private = selectors.may_view_private_boards(user)
     board = selectors.board_for(slug=slug, user=user)
     return board.pk, may_view_private
+
+
+@database_sync_to_async
+def read_private_access(sessions: dict[int, set[str]]) -> dict[int, set[str]]:
+    """Of each user's session keys, those whose session still logs the user in and may view
+    private boards (the rule of live/scores/selectors.py): one hop for all of them."""
+    return {
+        user_id: {
+            key for key in keys if selectors.may_view_private_boards(session_user(key, user_id=user_id))
+        }
+        for user_id, keys in sessions.items()
+    }

@@ -7,6 +7,10 @@ to every local spectator. Redis (or the in-memory layer) carries messages betwee
 processes; the relay carries them to sockets. Two watchers keep it honest: the broker
 heartbeat (heartbeat.py) and the comparison with the database (freshness.py). Its presence
 (presence.py) counts who is watching.
+
+The relay also joins one group per logged-in user with sockets here, once, and hands what
+arrives there to its `Members` (live/delivery/members.py): messages to one member, and
+access to private boards that ended.
 """
 
 import asyncio
@@ -23,10 +27,11 @@ from live.delivery.feed import BoardFeed, Spectator
 from live.delivery.frames import Frame
 from live.delivery.freshness import FreshnessCheck
 from live.delivery.heartbeat import HEARTBEAT, BrokerHeartbeat
+from live.delivery.members import Members, MemberSocket
 from live.delivery.presence import Presence
 from live.delivery.protocol import STALE
-from live.delivery.publish import REMOVED, UPDATE
-from live.models import Board
+from live.delivery.publish import ACCESS, MEMBER, REMOVED, UPDATE
+from live.models import Board, member_group_name
 
 logger = logging.getLogger(__name__)
 
@@ -42,37 +47,44 @@ class Relay:
             layer, on_lost=self._broker_lost, on_recovered=self._broker_back, rejoin=self._rejoin
         )
         self.freshness = FreshnessCheck(self.feeds, reads.read_versions)
+        self.members = Members(reads, end_private=self._end_private)
         self.presence = Presence(self.feeds)
         self._membership = asyncio.Lock()
+        self._anonymous_lookups: dict[str, asyncio.Future] = {}
         self._tasks: list[asyncio.Task] = []
 
     @property
     def live(self) -> bool:
         return self.heartbeat.live
 
-    async def find_board(self, *, slug: str, user) -> tuple[int, bool]:
+    async def find_board(self, *, slug: str, user, session_key: str | None = None) -> tuple[int, bool]:
         """(board id, may the user view private boards) or BoardUnavailable.
 
         An anonymous spectator of a public board already watched here needs no database: the
-        feed knows the board's slug and whether it is public as of its newest version.
+        feed knows the board's slug and whether it is public as of its newest version. A
+        member socket passes its `session_key` (after join_member()): its session is read
+        again, so that no access change slips between its handshake and its membership.
         """
-        if user is None or not user.is_authenticated:
-            feed = next((f for f in self.feeds.values() if f.slug == slug), None)
-            if feed is not None and feed.public:
-                return feed.board_id, False
-        return await reads.find_board(slug=slug, user=user)
+        if user is not None and user.is_authenticated:
+            return await reads.find_board(slug=slug, user=user, session_key=session_key)
+        feed = next((f for f in self.feeds.values() if f.slug == slug), None)
+        if feed is not None and feed.public:
+            return feed.board_id, False
+        # Until its feed knows the board, anonymous spectators arriving together (a reconnect
+        # storm) share one lookup: every answer, a refusal too, is the same for all of them.
+        lookup = self._anonymous_lookups.get(slug)
+        if lookup is None:
+            lookup = asyncio.ensure_future(reads.find_board(slug=slug, user=user))
+            self._anonymous_lookups[slug] = lookup
+            lookup.add_done_callback(lambda _: self._anonymous_lookups.pop(slug, None))
+            lookup.add_done_callback(_retrieved)  # all who asked may have left meanwhile
+        return await asyncio.shield(lookup)
 
     async def watch(self, board_id: int, spectator: Spectator) -> None:
         """Route the board's updates here, then send the spectator its snapshot and updates."""
         async with self._membership:
             if board_id not in self.feeds:
-                try:
-                    await self._start()
-                    await self.layer.group_add(Board.group_name_for(board_id), self.channel)
-                except BaseException:
-                    if not self.feeds:
-                        self._stop()  # nobody to serve: the next watch starts afresh
-                    raise
+                await self._join(Board.group_name_for(board_id))
                 self.feeds[board_id] = BoardFeed(board_id, reads)
                 self.presence.seed(self.feeds[board_id])
         feed = self.feeds[board_id]
@@ -97,16 +109,54 @@ class Relay:
                 return
             feed.stop()
             del self.feeds[board_id]
-            groups = [Board.group_name_for(board_id)]
-            if not self.feeds:
-                groups.append(self.heartbeat.group)
-            for group in groups:
-                try:
-                    await self.layer.group_discard(group, self.channel)
-                except Exception as exc:  # noqa: BLE001 - the membership expires by itself
-                    logger.warning("relay could not leave group %s: %s", group, exc)
-            if not self.feeds:
-                self._stop()
+            await self._discard(Board.group_name_for(board_id))
+
+    # Members: the sockets of logged-in users (live/delivery/members.py).
+
+    async def join_member(self, socket: MemberSocket) -> None:
+        """Reach a logged-in user's socket: the user's first socket here joins the user's group.
+
+        Call it before reading the socket's access, so that no access event is missed between.
+        """
+        async with self._membership:
+            if socket.user_id not in self.members:
+                await self._join(member_group_name(socket.user_id))
+            self.members.add(socket)
+
+    async def leave_member(self, socket: MemberSocket) -> None:
+        async with self._membership:
+            if self.members.discard(socket):
+                await self._discard(member_group_name(socket.user_id))
+
+    async def _end_private(self, board_id: int, spectator: Spectator) -> None:
+        feed = self.feeds.get(board_id)
+        if feed is not None:
+            await feed.private_access_lost(spectator)
+
+    # Group membership: the relay runs while it serves any feed or member.
+
+    @property
+    def idle(self) -> bool:
+        return not self.feeds and not len(self.members)
+
+    async def _join(self, group: str) -> None:
+        try:
+            await self._start()
+            await self.layer.group_add(group, self.channel)
+        except BaseException:
+            if self.idle:
+                self._stop()  # nobody to serve: the next join starts afresh
+            raise
+
+    async def _discard(self, group: str) -> None:
+        groups = [group, self.heartbeat.group] if self.idle else [group]
+        for name in groups:
+            try:
+                await self.layer.group_discard(name, self.channel)
+            except Exception as exc:  # noqa: BLE001 - the membership expires by itself
+                logger.warning("relay could not leave group %s: %s", name, exc)
+        if self.idle:
+            self._stop()
 
     async def _start(self) -> None:
         if self.channel is not None:
@@ -151,6 +201,12 @@ class Relay:
                 self.heartbeat.dispatching = False
 
     async def dispatch(self, message: dict[str, Any]) -> None:
+        if message["type"] == MEMBER:
+            await self.members.deliver(message["user_id"], message["text"])
+            return
+        if message["type"] == ACCESS:
+            self.members.access_changed(message["user_id"], message.get("moved") or {})
+            return
         feed = self.feeds.get(message.get("board_id"))
         if feed is None:
             return
@@ -176,7 +232,10 @@ class Relay:
     async def _broker_back(self, outage: float) -> None:
         metrics.BROKER_UP.set(1)
         logger.warning("relay reconnected after %.1fs; resyncing %d spectators", outage, self.audience())
-        # Updates may have been lost meanwhile: one fresh snapshot per board, for everyone.
+        # An access event may have been lost meanwhile: one read for every member socket here,
+        # before any snapshot goes out.
+        await self.members.check_everyone()
+        # So may updates: one fresh snapshot per board, for everyone.
         for feed in list(self.feeds.values()):
             await feed.resync_all(reason="broker", everyone=True)
 
@@ -194,6 +253,8 @@ class Relay:
             await self.layer.group_add(self.heartbeat.group, self.channel)
             for board_id in list(self.feeds):
                 await self.layer.group_add(Board.group_name_for(board_id), self.channel)
+            for user_id in list(self.members.by_user):
+                await self.layer.group_add(member_group_name(user_id), self.channel)
 
     async def _refresh_groups(self) -> None:
         # A group member older than the layer's group_expiry silently stops receiving.
@@ -203,6 +264,12 @@ class Relay:
                 await self._rejoin()
             except Exception as exc:  # noqa: BLE001 - the heartbeat handles outages
                 logger.warning("relay could not refresh its groups: %s", exc)
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    """Mark the outcome seen, so that a refusal nobody waited for is not logged as an error."""
+    if not future.cancelled():
+        future.exception()
 
 
 _relays: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Relay]" = weakref.WeakKeyDictionary()

@@ -2,6 +2,7 @@
 // where WebSockets are blocked, Server-Sent Events. Protocol: docs/PROTOCOL.md.
 // Data is only ever written with textContent or as attribute values, never as markup.
 import { byRank, compareCodePoints } from "./ranking.js";
+import { handleMemberFrame } from "./notices.js";
 
 const RECONNECT_BASE_MS = 500;
 const RECONNECT_CAP_MS = 10_000;
@@ -354,6 +355,9 @@ function handleFrame(message) {
       break;
     case "pong":
       clearTimeout(pongTimer);
+      break;
+    case "member":
+      handleMemberFrame(message); // a message to this user (notices.js)
       break;
     case "error":
       if (message.code === "board_not_found") stopWith(CLOSE.notFound);
