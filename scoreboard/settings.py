@@ -226,6 +226,9 @@ LIVE_METRICS_ALLOWED_IPS = env_list("LIVE_METRICS_ALLOWED_IPS", "127.0.0.1,::1")
 LIVE_METRICS_TOKEN = os.environ.get("LIVE_METRICS_TOKEN", "")
 # How long a relay holds an update that overtook its predecessor before reading the gap.
 LIVE_REORDER_HOLD = env_number("LIVE_REORDER_HOLD", 0.1, float)
+# Seconds between two counts of who is watching (live/delivery/presence.py); docs/PROTOCOL.md
+# promises at most one `watching` frame per board and second, and its bounds assume 1 s.
+LIVE_PRESENCE_EVERY = 1.0
 
 # Hostile clients (docs/RELIABILITY.md, "Hostile clients"; live/delivery/guards.py).
 # WebSocket Origins allowed besides the site's own (scheme://host[:port], "*." subdomains).

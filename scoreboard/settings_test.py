@@ -15,6 +15,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CHANNEL_LAYERS = {
     "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
 }
+# No `watching` frame at a random moment of a unit test: tests of who is watching count
+# when they choose (tests/test_presence.py), or set it back to 1 s.
+LIVE_PRESENCE_EVERY = 3600.0
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
     # DATABASE_URL may point at a shared server (`make test-postgres`): a database per run.

@@ -1,6 +1,7 @@
 """Shared fixtures: boards and players, spectators, and a real redis-server."""
 
 import asyncio
+import json
 import os
 import shutil
 import sqlite3
@@ -63,6 +64,16 @@ async def spectate(slug: str, *, path: str | None = None):
 
 async def receive(communicator: WebsocketCommunicator) -> dict:
     return await communicator.receive_json_from(timeout=TIMEOUT)
+
+
+async def next_frame(ws, timeout: float = TIMEOUT) -> dict:
+    """The next frame of a `websockets` client that is not a `watching` count: counts come
+    whenever spectators come and go, and a client skips frames it does not use (rule 6 of
+    docs/PROTOCOL.md)."""
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+        if frame.get("type") != "watching":
+            return frame
 
 
 async def expect_close(communicator: WebsocketCommunicator, code: int) -> None:

@@ -25,6 +25,7 @@ async def test_first_frame_is_a_snapshot_in_rank_order(players):
             {"id": players[2].pk, "name": "Cy", "score": 20, "rank": 2},
             {"id": players[3].pk, "name": "Dee", "score": 10, "rank": 4},
         ],
+        "watching": 1,
     }
 
 

@@ -140,8 +140,10 @@ async def test_a_stream_is_a_spectator_of_the_relay_not_a_channel_layer_member(p
 
 
 async def test_last_event_id_of_the_current_version_resumes_without_a_snapshot(players):
+    """Only the count the snapshot would have carried: a watching frame, without an id."""
     async with stream("finals", headers=[(b"last-event-id", b"2")]) as sse:
         assert await sse.next_block() == ": live scoreboard"
+        assert await sse.next_event() == (None, {"type": "watching", "slug": "finals", "count": 1})
         assert sse.buffer == b""
         await sse.nothing_for(0.3)
         await set_score(players[3], 25)
@@ -154,9 +156,11 @@ async def test_last_event_id_of_an_older_version_resumes_with_the_missed_updates
     await set_score(players[2], 5)
     async with stream("finals", headers=[(b"last-event-id", b"2")]) as sse:
         missed = [await sse.next_event(), await sse.next_event()]
+        watching = await sse.next_event()
         await set_score(players[1], 1)
         live = await sse.next_event()
     assert [(i, frame["type"]) for i, frame in missed] == [(3, "update"), (4, "update")]
+    assert watching == (None, {"type": "watching", "slug": "finals", "count": 1})
     assert missed[1][1]["players"] == [{"id": players[2].pk, "name": "Cy", "score": 5, "rank": 4}]
     assert (live[0], live[1]["type"]) == (5, "update")
 

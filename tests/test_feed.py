@@ -50,4 +50,4 @@ async def test_a_spectator_joining_as_a_read_ends_on_a_busy_loop_reads_nothing_m
     await asyncio.wait_for(feed.send_snapshot(second), 5)
     await asyncio.wait_for(first, 5)
     assert reads.snapshot_reads == 1
-    assert second.frames == ['{"type":"snapshot"}']
+    assert second.frames == ['{"type":"snapshot","watching":0}']  # nobody counted it yet

@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 
 from harness.servers import DaphneProcess, makefile_options, manage, server_env, sqlite_database, unit_options
 from live.delivery.protocol import MAX_CLIENT_MESSAGE_BYTES, MAX_CLIENT_MESSAGES_PER_SECOND
+from tests.conftest import next_frame
 
 TIMEOUT = 10
 
@@ -62,7 +63,7 @@ async def still_serving(server: DaphneProcess, neighbour) -> None:
     """The process is alive, a connected neighbour is answered, and a new spectator gets in."""
     assert server.running
     await neighbour.send(json.dumps({"type": "ping"}))
-    assert json.loads(await asyncio.wait_for(neighbour.recv(), TIMEOUT)) == {"type": "pong"}
+    assert await next_frame(neighbour, TIMEOUT) == {"type": "pong"}
     async with spectator(server) as newcomer:
         assert json.loads(await asyncio.wait_for(newcomer.recv(), TIMEOUT))["type"] == "snapshot"
 
@@ -98,7 +99,7 @@ async def test_a_frame_of_exactly_the_limit_is_answered(server):
     async with spectator(server) as ws:
         await asyncio.wait_for(ws.recv(), TIMEOUT)
         await ws.send(padded)
-        assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT)) == {"type": "pong"}
+        assert await next_frame(ws, TIMEOUT) == {"type": "pong"}
 
 
 async def test_a_flooding_client_is_closed_with_1008(server):

@@ -195,8 +195,10 @@ class EventStreamConsumer(AsyncHttpConsumer):
             if frames is None:
                 return  # not in the change records: the snapshot serves
             missed = [frame.text for frame in frames]
-        # Frames the relay sent meanwhile stay behind the missed ones, in order.
-        self.held[0:1] = missed
+        # Frames the relay sent meanwhile stay behind the missed ones, in order; the board's
+        # count, which the snapshot carried, comes as a watching frame.
+        watching = get_relay().watching_frame(self.board_id)
+        self.held[0:1] = [*missed, *([watching] if watching else [])]
 
     async def send_frame(self, text: str) -> None:
         if self.held is not None:

@@ -9,6 +9,9 @@ on in order, exactly once per spectator, never older than what a spectator alrea
 - a joining spectator gets the board's current snapshot, then the updates newer than it
   that arrived meanwhile; the snapshot is read once and reused while no newer update
   passed, however many spectators join or ask for a resync at the same moment.
+
+The feed also carries the board's count of watchers (live/delivery/presence.py): in every
+snapshot it sends, and as a `watching` frame to all its spectators when the count changes.
 """
 
 import asyncio
@@ -19,7 +22,7 @@ from typing import Protocol
 from django.conf import settings
 
 from live.delivery import metrics
-from live.delivery.frames import Frame, stale_frame
+from live.delivery.frames import Frame, stale_frame, watching_frame, with_watching
 from live.delivery.protocol import CLOSE_BOARD_NOT_FOUND, CLOSE_FORBIDDEN
 from live.scores.selectors import is_visible
 
@@ -83,6 +86,11 @@ class BoardFeed:
         self._read_from = 0
         self._catching_up: asyncio.Task | None = None
         self._gap_timer: asyncio.TimerHandle | None = None
+        # The board's watchers in every process, as last counted (set by presence.py), and the
+        # frames carrying that count: made once per count (and snapshot), not per spectator.
+        self.watching = 0
+        self._counted: tuple[Frame, int, Frame] | None = None  # (snapshot, count, with count)
+        self._watching_frame: tuple[str, int, Frame] | None = None  # (slug, count, frame)
 
     def __len__(self) -> int:
         return len(self.in_step) + len(self.ahead) + len(self.joining)
@@ -107,7 +115,7 @@ class BoardFeed:
         if not self._may_see(spectator, snapshot):
             await spectator.close_with(CLOSE_FORBIDDEN)
             return
-        await write(spectator, snapshot)
+        await write(spectator, self.counted(snapshot))
         holds = snapshot.version
         for frame in waiting:
             if frame.version > holds:
@@ -200,8 +208,13 @@ class BoardFeed:
         for spectator in outsiders:  # the board was made private while they watched
             self.leave(spectator)
             await spectator.close_with(CLOSE_FORBIDDEN)
+        await self._write_all(tuple(self.in_step), frame, kind="update")
+        self.in_step.update(caught_up)
+
+    async def _write_all(self, spectators: tuple[Spectator, ...], frame: Frame, *, kind: str) -> None:
+        """The same frame to many spectators, framed once where the server allows it."""
         direct = 0
-        for spectator in tuple(self.in_step):
+        for spectator in spectators:
             try:
                 socket = spectator.socket
                 if socket is not None and socket.open:
@@ -211,9 +224,8 @@ class BoardFeed:
                     await spectator.send_frame(frame.text)
             except Exception:
                 logger.exception("could not deliver to a spectator of board=%s", self.board_id)
-        metrics.FRAMES.labels("update", "direct").inc(direct)
-        metrics.FRAMES.labels("update", "asgi").inc(len(self.in_step) - direct)
-        self.in_step.update(caught_up)
+        metrics.FRAMES.labels(kind, "direct").inc(direct)
+        metrics.FRAMES.labels(kind, "asgi").inc(len(spectators) - direct)
 
     async def _learn(self, frame: Frame) -> None:
         """The board's slug and visibility as of its newest frame (Relay.find_board); a new
@@ -289,10 +301,33 @@ class BoardFeed:
                 continue
             self._place(spectator, snapshot.version)
             try:
-                await write(spectator, snapshot)
+                await write(spectator, self.counted(snapshot))
             except Exception:
                 logger.exception("could not resync a spectator of board=%s", self.board_id)
         metrics.RESYNCS.labels(reason).inc(len(synced))
+
+    # Who is watching.
+
+    def counted(self, snapshot: Frame) -> Frame:
+        """The snapshot with the board's current count: one copy per snapshot and count."""
+        cached = self._counted
+        if cached is None or cached[0] is not snapshot or cached[1] != self.watching:
+            cached = self._counted = (snapshot, self.watching, with_watching(snapshot, self.watching))
+        return cached[2]
+
+    def watching_frame(self) -> Frame:
+        """The board's current `watching` frame."""
+        cached = self._watching_frame
+        if cached is None or cached[:2] != (self.slug, self.watching):
+            frame = watching_frame(slug=self.slug, count=self.watching)
+            cached = self._watching_frame = (self.slug, self.watching, frame)
+        return cached[2]
+
+    async def announce_watching(self, count: int) -> None:
+        """The board's count changed: one frame, framed once, to every spectator with a snapshot
+        (those still joining get the count in their snapshot)."""
+        self.watching = count
+        await self._write_all((*self.in_step, *self.ahead), self.watching_frame(), kind="watching")
 
     # The board or the broker changed state.
 

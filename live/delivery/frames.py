@@ -8,7 +8,7 @@ sockets and /ws/ subscriptions alike.
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from live.models import Board, Player
@@ -87,6 +87,23 @@ def unsubscribed_frame(slug: str, reason: str) -> str:
 def renamed_frame(slug: str, to: str) -> str:
     """A /ws/ subscription's board changed its slug: from now on it is named `to`."""
     return encode({"type": "renamed", "slug": slug, "to": to})
+
+
+def watching_payload(*, slug: str, count: int) -> dict[str, Any]:
+    return {"type": "watching", "slug": slug, "count": count}
+
+
+def watching_frame(*, slug: str, count: int) -> "Frame":
+    """A board's `watching` frame: no version, the same for every spectator of the board."""
+    return Frame(version=0, text=encode(watching_payload(slug=slug, count=count)), public=True)
+
+
+def with_watching(snapshot: "Frame", count: int) -> "Frame":
+    """The snapshot with its `watching` count, as the last key of the object already encoded:
+    a board's snapshot is read and encoded once per version, whatever the count."""
+    text = snapshot.text
+    assert text.endswith("}"), "an encoded snapshot is a JSON object"
+    return replace(snapshot, text=f'{text[:-1]},"watching":{count:d}}}', _prepared=None)
 
 
 # A member frame's limits (docs/PROTOCOL.md, "Messages to one member").

@@ -11,7 +11,14 @@ CONNECTS = Counter("scoreboard_connects", "Spectator WebSockets accepted.")
 SPECTATORS = Gauge(
     "scoreboard_spectators", "Spectators per board in this process.", ["board"], multiprocess_mode="livesum"
 )
-# path: "direct" when framed once and written straight to Daphne's socket, else "asgi".
+WATCHING = Gauge(
+    "scoreboard_watching",
+    "Spectators of a board across all server processes, as this process last counted them.",
+    ["board"],
+    multiprocess_mode="livemax",
+)
+# kind: "snapshot", "update" or "watching"; path: "direct" when framed once and written
+# straight to Daphne's socket, else "asgi".
 FRAMES = Counter("scoreboard_frames_sent", "Frames written to spectators.", ["kind", "path"])
 FANOUT = Histogram(
     "scoreboard_fanout_seconds",

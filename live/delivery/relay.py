@@ -5,7 +5,8 @@ adds one channel to the group of each board watched here, receives each update o
 hands it to that board's feed (live/delivery/feed.py), which writes the pre-encoded frame
 to every local spectator. Redis (or the in-memory layer) carries messages between
 processes; the relay carries them to sockets. Two watchers keep it honest: the broker
-heartbeat (heartbeat.py) and the comparison with the database (freshness.py).
+heartbeat (heartbeat.py) and the comparison with the database (freshness.py). Its presence
+(presence.py) counts who is watching.
 
 The relay also joins one group per logged-in user with sockets here, once, and hands what
 arrives there to its `Members` (live/delivery/members.py): messages to one member, and
@@ -27,6 +28,7 @@ from live.delivery.frames import Frame, stale_frame
 from live.delivery.freshness import FreshnessCheck
 from live.delivery.heartbeat import HEARTBEAT, BrokerHeartbeat
 from live.delivery.members import Members, MemberSocket
+from live.delivery.presence import Presence
 from live.delivery.publish import ACCESS, MEMBER, REMOVED, UPDATE
 from live.models import Board, member_group_name
 
@@ -45,6 +47,7 @@ class Relay:
         )
         self.freshness = FreshnessCheck(self.feeds, reads.read_versions)
         self.members = Members(reads, end_private=self._end_private)
+        self.presence = Presence(self.feeds)
         self._membership = asyncio.Lock()
         self._anonymous_lookups: dict[str, asyncio.Future] = {}
         self._tasks: list[asyncio.Task] = []
@@ -82,6 +85,7 @@ class Relay:
             if board_id not in self.feeds:
                 await self._join(Board.group_name_for(board_id))
                 self.feeds[board_id] = BoardFeed(board_id, reads)
+                self.presence.seed(self.feeds[board_id])
         feed = self.feeds[board_id]
         await feed.send_snapshot(spectator)
         if not self.live:
@@ -164,6 +168,7 @@ class Relay:
             asyncio.create_task(self.heartbeat.run()),
             asyncio.create_task(self.freshness.run()),
             asyncio.create_task(self._refresh_groups()),
+            asyncio.create_task(self.presence.run()),
         ]
         await self.layer.group_add(self.heartbeat.group, self.channel)
 
@@ -232,6 +237,11 @@ class Relay:
         # So may updates: one fresh snapshot per board, for everyone.
         for feed in list(self.feeds.values()):
             await feed.resync_all(reason="broker", everyone=True)
+
+    def watching_frame(self, board_id: int) -> str | None:
+        """The board's current `watching` frame (for a stream resumed without a snapshot)."""
+        feed = self.feeds.get(board_id)
+        return None if feed is None else feed.watching_frame().text
 
     def audience(self) -> int:
         """Spectators of every board in this process."""
