@@ -47,6 +47,7 @@ $(VENV)/.bench: requirements.txt requirements-dev.txt requirements-bench.txt | $
 # Real Daphne, Redis and client processes; writes bench/results/, docs/BENCHMARKS.md and the plot.
 bench: $(VENV)/.bench
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.multiplex
 
 bench-quick: $(VENV)/.bench
 	$(BIN)/python -m bench.run --quick

@@ -506,7 +506,11 @@ def test_the_list_and_the_board_page_each_hold_one_websocket_and_update_live(ser
     listing, board = pages = [spectate(f"{server.http_url}{path}") for path in ("/", "/boards/demo/")]
     for row in ("demo", "second"):
         list_row(listing.page, row, {"live": "true"})
-    list_row(listing.page, "second", {"count": "2 players", "leader": "Leader: Ann (5)", "watching": None})
+    # Who is watching, counted by the server: the list on both boards, the board page on demo.
+    second = {"count": "2 players", "leader": "Leader: Ann (5)", "watching": "1 watching"}
+    list_row(listing.page, "second", second)
+    list_row(listing.page, "demo", {"watching": "2 watching"})
+    expect(board.page.locator("[data-field=watching]")).to_have_text("2 watching")
 
     orm(server.env, "p = Player.objects.get(name='Bo'); p.score = 40; p.save()")
     orm(server.env, "p = Player.objects.get(name='Ken'); p.score = 99; p.save()")
