@@ -219,6 +219,7 @@ class Servers:
             "update_frames": 0.0,
             "catch_ups": 0.0,
             "resyncs": 0.0,
+            "watching_frames": 0.0,
         }
         for daphne in self.daphnes:
             with urllib.request.urlopen(daphne.http_url + "/metrics", timeout=10) as response:
@@ -234,6 +235,8 @@ class Servers:
                         totals["catch_ups"] += float(value)
                     elif name.startswith("scoreboard_resyncs_total"):
                         totals["resyncs"] += float(value)
+                    elif name.startswith('scoreboard_frames_sent_total{kind="watching"'):
+                        totals["watching_frames"] += float(value)
         return totals
 
     def rss(self) -> int:

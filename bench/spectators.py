@@ -110,7 +110,7 @@ class Spectator:
         self.closed_code: int | None = None
         self.boards: list[str] = []  # subscriptions of a /ws/ socket; the first is measured
         self.passive = False
-        self.watching_at: list[float] = []
+        self.watching_at: list[tuple[float, str | None]] = []  # (receipt, board)
 
     async def open(self, url: str) -> None:
         self.url = url
@@ -145,7 +145,7 @@ class Spectator:
         while waiting:
             message = json.loads(await asyncio.wait_for(self.next_text(), 60))
             if message["type"] == "watching":
-                self.watching_at.append(time.time())
+                self.watching_at.append((time.time(), message["slug"]))
             elif message["type"] == "snapshot":
                 waiting.discard(message["slug"])
                 if message["slug"] == self.boards[0]:
@@ -180,7 +180,7 @@ class Spectator:
                     continue
                 kind, version, slug = frame_info(text)
                 if kind == "watching":
-                    self.watching_at.append(now)
+                    self.watching_at.append((now, slug))
                     continue
                 if self.passive or (self.boards and slug != self.boards[0]):
                     continue  # held for the load it makes, not measured
@@ -209,6 +209,16 @@ class Spectator:
                 self.harness.arrived()
 
 
+def most_within_a_second(times: list[float]) -> int:
+    """The most of these (sorted) times that fall within any one second."""
+    most = first = 0
+    for last, when in enumerate(times):
+        while when - times[first] >= 1.0:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
 class Harness:
     def __init__(self) -> None:
         self.spectators: list[Spectator] = []
@@ -231,17 +241,22 @@ class Harness:
             self.done.set()
 
     def watching(self) -> dict:
-        """`watching` frames since the last ask: in all, and the most per spectator in 1 s."""
-        frames = busiest = 0
+        """`watching` frames since the last ask: in all, and the most one spectator received
+        within one second, of one board and of all its boards together."""
+        frames = busiest = busiest_board = 0
         for spectator in self.spectators:
-            times, spectator.watching_at = sorted(spectator.watching_at), []
-            frames += len(times)
-            first = 0
-            for last, when in enumerate(times):
-                while when - times[first] >= 1.0:
-                    first += 1
-                busiest = max(busiest, last - first + 1)
-        return {"frames": frames, "spectators": len(self.spectators), "most_in_one_second": busiest}
+            received, spectator.watching_at = spectator.watching_at, []
+            frames += len(received)
+            busiest = max(busiest, most_within_a_second(sorted(t for t, _ in received)))
+            for slug in {slug for _, slug in received}:
+                times = sorted(t for t, s in received if s == slug)
+                busiest_board = max(busiest_board, most_within_a_second(times))
+        return {
+            "frames": frames,
+            "spectators": len(self.spectators),
+            "most_in_one_second": busiest,
+            "most_of_one_board_in_one_second": busiest_board,
+        }
 
     async def open(self, urls: list[str], count: int, concurrency: int) -> dict:
         gate = asyncio.Semaphore(concurrency)
