@@ -1,6 +1,7 @@
 from django.apps import AppConfig
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
+from django.core.signals import setting_changed
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
 
@@ -12,6 +13,7 @@ class LiveConfig(AppConfig):
         from django.contrib.auth.models import Group
 
         from live import signals
+        from live.delivery import guards
         from live.models import Board, Player
 
         user = get_user_model()
@@ -32,5 +34,7 @@ class LiveConfig(AppConfig):
             (m2m_changed, signals.permissions_changed, user.groups.through),
             (m2m_changed, signals.permissions_changed, Group.permissions.through),
             (user_logged_out, signals.user_logged_out, None),
+            # The guards cache what they derive from settings; tests change settings.
+            (setting_changed, guards.setting_changed, None),
         ]:
             signal.connect(handler, sender=sender, dispatch_uid=f"live.{handler.__name__}")

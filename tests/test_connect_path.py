@@ -76,3 +76,21 @@ def test_a_connection_without_the_session_cookie_is_anonymous_without_a_lookup()
     assert not auth.has_session_cookie({"headers": [(b"cookie", b"csrftoken=abc")]})
     assert auth.has_session_cookie({"headers": [(b"cookie", b"csrftoken=abc; sessionid=xyz")]})
     assert not auth.has_session_cookie({"headers": []})
+
+
+async def test_a_spectator_leaving_costs_no_database_hop(players, monkeypatch):
+    """Channels closes stale database connections on every disconnect, in the database thread."""
+    import channels.generic.websocket
+
+    hops = []
+
+    async def counted():
+        hops.append("aclose_old_connections")
+
+    monkeypatch.setattr(channels.generic.websocket, "aclose_old_connections", counted)
+    for path in ("/ws/boards/finals/", "/ws/"):
+        async with spectate("finals", path=path) as ws:
+            if path == "/ws/":
+                await ws.send_json_to({"type": "subscribe", "board": "finals"})
+            assert (await receive(ws))["type"] == "snapshot"
+    assert hops == []

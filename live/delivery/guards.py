@@ -36,17 +36,24 @@ def _networks(proxies: tuple[str, ...]) -> tuple:
 
 def is_trusted_proxy(host: str | None) -> bool:
     """A Unix-socket peer (no address: a local process, nginx in deploy/) or a LIVE_TRUSTED_PROXIES one."""
-    return host is None or _is_in(host, tuple(settings.LIVE_TRUSTED_PROXIES))
+    return host is None or _is_trusted(host)
 
 
+# Asked on every connect, before anything else: parsing the address, and even reading the
+# setting, cost more than the rest of the guard. Forgotten when a test changes the setting.
 @functools.lru_cache(maxsize=4096)
-def _is_in(host: str, proxies: tuple[str, ...]) -> bool:
-    # Asked on every connect; parsing the address costs more than the rest of the guard.
+def _is_trusted(host: str) -> bool:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return False
-    return any(address in network for network in _networks(proxies))
+    return any(address in network for network in _networks(tuple(settings.LIVE_TRUSTED_PROXIES)))
+
+
+def setting_changed(*, setting: str, **kwargs) -> None:
+    """A test changed a setting (connected in LiveConfig.ready())."""
+    if setting == "LIVE_TRUSTED_PROXIES":
+        _is_trusted.cache_clear()
 
 
 def header(scope, name: bytes) -> str | None:
