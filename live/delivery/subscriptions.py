@@ -130,10 +130,14 @@ class Subscriptions:
             self._spawn(self.relay.leave(subscription.board_id, subscription))
 
     async def close(self) -> None:
-        """The connection is gone: leave every board."""
+        """The connection is gone: leave every board, once the work in flight is done."""
         subscriptions, self.named = self.open(), {}
         for subscription in subscriptions:
             subscription.ended = True
+        # A lookup or a join in flight stops (or undoes itself) once its subscription ended;
+        # waited for, so that nothing of this connection reads the database after it.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for subscription in subscriptions:
             if subscription.board_id is not None:
                 await self.relay.leave(subscription.board_id, subscription)
 
