@@ -5,12 +5,14 @@ Shared by bench/run.py (the fan-out benchmark), bench/scenarios.py and bench/big
 
 import json
 import os
+import platform
 import resource
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import ExitStack, closing
@@ -22,6 +24,7 @@ from harness.servers import (
     Process,
     RedisServer,
     free_port,
+    manage,
     origin_of,
     server_env,
 )
@@ -425,6 +428,28 @@ def write_block(start: str, end: str, text: str) -> None:
     _, tail = rest.split(end, 1)
     DOC.write_text(f"{head}{start}\n{text}\n{end}{tail}")
     print(f"updated {DOC}")
+
+
+def scenario_results(**fields) -> dict:
+    """What every scenario's results start with: the machine, when, how loaded; then its rows."""
+    return {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "loadavg_start": "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg()),
+        **fields,
+        "rows": [],
+    }
+
+
+def demo_site(stack: ExitStack, prefix: str) -> tuple[Path, RedisServer, dict]:
+    """A private Redis and a migrated SQLite database with the demo board, gone with `stack`."""
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+    redis = RedisServer(tmp).start()
+    stack.callback(redis.stop)
+    env = server_env(database_url=f"sqlite:///{tmp / 'db.sqlite3'}")
+    manage("migrate", "--noinput", env=env)
+    manage("seed_demo", env=env)
+    return tmp, redis, env
 
 
 def run_scenario(parser, run, write_docs) -> None:

@@ -12,9 +12,6 @@ docs/BENCHMARKS.md.
 """
 
 import argparse
-import os
-import platform
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -23,15 +20,17 @@ from bench.lab import (
     Servers,
     collect,
     delivery,
+    demo_site,
     open_spectators,
     run_scenario,
+    scenario_results,
     start_clients,
     start_writer,
     summary,
     table,
     write_block,
 )
-from harness.servers import RedisServer, manage, server_env
+from harness.servers import RedisServer
 
 BLOCK_START, BLOCK_END = "<!-- bench:sse:start -->", "<!-- bench:sse:end -->"
 CHANGES, INTERVAL = 20, 0.3
@@ -75,21 +74,9 @@ def run_transport(transport: str, n: int, tmp: Path, redis: RedisServer) -> dict
 
 
 def run(*, n: int, rounds: int) -> dict:
-    results = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "loadavg_start": "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg()),
-        "changes": CHANGES,
-        "interval_s": INTERVAL,
-        "rows": [],
-    }
+    results = scenario_results(changes=CHANGES, interval_s=INTERVAL)
     with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-sse-")))
-        redis = RedisServer(tmp).start()
-        stack.callback(redis.stop)
-        env = server_env(database_url=f"sqlite:///{tmp / 'db.sqlite3'}")
-        manage("migrate", "--noinput", env=env)
-        manage("seed_demo", env=env)
+        tmp, redis, _ = demo_site(stack, "bench-sse-")
         for _ in range(rounds):
             for transport in ("websocket", "sse"):
                 results["rows"].append(run_transport(transport, n, tmp, redis))

@@ -58,7 +58,37 @@ class Standings:
         return "applied"
 
 
-class Spectator(Standings):
+class Observed:
+    """Frames and closes as they arrive, and a way to wait for a state (with a timeout)."""
+
+    def __init__(self) -> None:
+        self.frames: list = []  # in arrival order
+        self.close_codes: list[int | None] = []
+        self.changed = asyncio.Condition()
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    async def _note(self, *, frame=None, close_code: int | None = None) -> None:
+        async with self.changed:
+            if frame is not None:
+                self.frames.append(frame)
+            else:
+                self.close_codes.append(close_code)
+            self.changed.notify_all()
+
+    async def wait_until(self, predicate, timeout: float, what: str) -> None:
+        try:
+            async with asyncio.timeout(timeout), self.changed:
+                await self.changed.wait_for(lambda: predicate(self))
+        except TimeoutError:
+            raise AssertionError(
+                f"{self.describe()}: not {what} within {timeout}s; "
+                f"frames={self.frames[-10:]} closes={self.close_codes}"
+            ) from None
+
+
+class Spectator(Standings, Observed):
     """A `websockets` client of one board's socket that behaves like the page.
 
     It applies the snapshot and then updates in version order, asks for a resync on a gap,
@@ -66,12 +96,10 @@ class Spectator(Standings):
     """
 
     def __init__(self, urls: list[str], slug: str = "demo") -> None:
-        super().__init__()
+        Standings.__init__(self)
+        Observed.__init__(self)  # frames: their types
         self.urls = [f"{url}/ws/boards/{slug}/" for url in urls]
-        self.close_codes: list[int | None] = []
-        self.frames: list[str] = []  # frame types in arrival order
         self.connections = 0
-        self.changed = asyncio.Condition()
         self.task: asyncio.Task | None = None
 
     def start(self) -> "Spectator":
@@ -120,26 +148,11 @@ class Spectator(Standings):
                 await socket.send(json.dumps({"type": "resync"}))
         await self._note(frame=kind)
 
-    async def _note(self, *, frame: str | None = None, close_code: int | None = None) -> None:
-        async with self.changed:
-            if frame is not None:
-                self.frames.append(frame)
-            else:
-                self.close_codes.append(close_code)
-            self.changed.notify_all()
-
-    async def wait_until(self, predicate, timeout: float, what: str) -> None:
-        try:
-            async with asyncio.timeout(timeout), self.changed:
-                await self.changed.wait_for(lambda: predicate(self))
-        except TimeoutError:
-            raise AssertionError(
-                f"spectator not {what} within {timeout}s: version={self.version} scores={self.scores} "
-                f"frames={self.frames[-10:]} closes={self.close_codes}"
-            ) from None
+    def describe(self) -> str:
+        return f"spectator: version={self.version} scores={self.scores}"
 
 
-class Multiplexed:
+class Multiplexed(Observed):
     """A `websockets` client of /ws/ that behaves like the pages' connection.js: one connection
     for many boards, each kept by the client rule (`boards[slug]`, a Standings).
 
@@ -149,16 +162,14 @@ class Multiplexed:
     """
 
     def __init__(self, urls: list[str], slugs: tuple[str, ...] = (), *, frames_per_second: int = 5) -> None:
+        super().__init__()  # frames: (slug, type)
         self.urls = [f"{url}/ws/" for url in urls]
         self.boards: dict[str, Standings] = {}  # a renamed board is here under both slugs
         self.ended: dict[str, str] = {}  # slug -> the reason of its `unsubscribed` frame
         self.leaving: set[str] = set()  # unsubscribed by this client, not yet answered
         self.errors: list[dict] = []
-        self.frames: list[tuple[str | None, str]] = []  # (slug, type) in arrival order
-        self.close_codes: list[int | None] = []
         self.connections = 0
         self.frames_per_second = frames_per_second
-        self.changed = asyncio.Condition()
         self.task: asyncio.Task | None = None
         self._outbox: asyncio.Queue[dict] = asyncio.Queue()
         self._sent_at: list[float] = []
@@ -252,24 +263,9 @@ class Multiplexed:
             self.errors.append(message)
         await self._note(frame=(slug, kind))
 
-    async def _note(self, *, frame: tuple | None = None, close_code: int | None = None) -> None:
-        async with self.changed:
-            if frame is not None:
-                self.frames.append(frame)
-            else:
-                self.close_codes.append(close_code)
-            self.changed.notify_all()
-
-    async def wait_until(self, predicate, timeout: float, what: str) -> None:
-        try:
-            async with asyncio.timeout(timeout), self.changed:
-                await self.changed.wait_for(lambda: predicate(self))
-        except TimeoutError:
-            boards = {slug: (b.version, b.scores) for slug, b in self.boards.items()}
-            raise AssertionError(
-                f"connection not {what} within {timeout}s: boards={boards} ended={self.ended} "
-                f"errors={self.errors[-3:]} frames={self.frames[-10:]} closes={self.close_codes}"
-            ) from None
+    def describe(self) -> str:
+        boards = {slug: (b.version, b.scores) for slug, b in self.boards.items()}
+        return f"connection: boards={boards} ended={self.ended} errors={self.errors[-3:]}"
 
 
 @asynccontextmanager
