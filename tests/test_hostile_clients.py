@@ -389,12 +389,15 @@ SNAPSHOT_READ = "snapshot read from the database"  # logged by live/delivery/rea
 
 
 async def flood_and_measure(server: DaphneProcess, *, sockets: int, addresses: str) -> dict:
-    """Victim connects before and during `sockets` spectators' 9 resyncs a second each."""
+    """Victim connects before and during `sockets` spectators' 8 resyncs a second each."""
     before = [await connect_time(server) for _ in range(10)]
     reads_alone = server.output().count(SNAPSHOT_READ)
     flood = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "harness.flood", "--url", f"{server.ws_url}/ws/boards/demo/",
-        "--sockets", str(sockets), "--rate", "9", "--seconds", str(FLOOD_SECONDS), "--addresses", addresses,
+        # 8 a second: at 9 the loop, saturated by 1,000 such sockets, reads a second's frames
+        # late and together, and the flood limit (10 within a second as read) closes most of
+        # them with 1008 (3 runs in 4 once the server also counted watchers: docs/RELIABILITY.md).
+        "--sockets", str(sockets), "--rate", "8", "--seconds", str(FLOOD_SECONDS), "--addresses", addresses,
         cwd=ROOT, stdout=subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -424,12 +427,12 @@ async def flood_and_measure(server: DaphneProcess, *, sockets: int, addresses: s
 
 
 async def test_one_client_flooding_resyncs_leaves_others_connect_time_alone(daphne):
-    """One address: only 50 sockets, 9 resyncs a second each; answered from memory."""
+    """One address: only 50 sockets, 8 resyncs a second each; answered from memory."""
     server = daphne(LIVE_LOG_LEVEL="DEBUG")
     with pytest.raises(AssertionError):  # the 51st handshake of one address is closed at accept
         await flood_and_measure(server, sockets=51, addresses="127.0.0.1")
     numbers = await flood_and_measure(server, sockets=50, addresses="127.0.0.1")
-    print(f"\none client, 50 sockets x 9 resyncs/s: {numbers}")
+    print(f"\none client, 50 sockets x 8 resyncs/s: {numbers}")
     # The flood limit counts frames as the server reads them: on a loaded machine it may read a
     # second's frames late, in a burst, and close a few sockets (1008). The flood still ran:
     assert numbers["flood"]["frames_per_second"] >= 50 * 4
@@ -439,10 +442,10 @@ async def test_one_client_flooding_resyncs_leaves_others_connect_time_alone(daph
 
 
 async def test_a_thousand_sockets_flooding_resyncs_read_the_database_never(daphne):
-    """20 addresses x 50 sockets x 9 resyncs a second: more than one process can answer."""
+    """20 addresses x 50 sockets x 8 resyncs a second: more than one process can answer."""
     server = daphne(LIVE_LOG_LEVEL="DEBUG")
     numbers = await flood_and_measure(server, sockets=1000, addresses="127.0.0.10-29")
-    print(f"\n1,000 sockets x 9 resyncs/s: {numbers}")
+    print(f"\n1,000 sockets x 8 resyncs/s: {numbers}")
     assert numbers["flood"]["frames_per_second"] >= 1000 * 4  # the flood ran (see the test above)
     # A loop this saturated resumes a read's waiters long after the read is done, and its
     # timers fire late: neither may cost a read (tests/test_feed.py, tests/test_heartbeat.py).
