@@ -12,7 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
-from live.delivery import daphne  # noqa: E402
+from live.delivery import collector, daphne  # noqa: E402
 from live.delivery.auth import SessionAuthMiddleware  # noqa: E402
 from live.delivery.guards import ClientAddress, WebSocketGuard, is_trusted_proxy  # noqa: E402
 from live.routing import event_stream_urlpatterns, websocket_urlpatterns  # noqa: E402
@@ -34,3 +34,6 @@ application = ClientAddress(
         }
     )
 )
+
+# After everything start-up makes, so that it is frozen out of every later collection.
+collector.configure()

@@ -9,6 +9,7 @@ from django.conf import settings
 
 from live.delivery import metrics
 from live.delivery.auth import member_identity
+from live.delivery.collector import COLLECTOR
 from live.delivery.daphne import SOCKET_EXTENSION
 from live.delivery.protocol import (
     CLIENT_MESSAGE_TYPES,
@@ -84,6 +85,7 @@ class SpectatorSocket(NoDatabaseConsumer):
         self.counted = True
         metrics.CONNECTS.inc()
         metrics.CONNECTIONS.inc()
+        COLLECTOR.opened()
         identity = member_identity(self.scope)
         if identity is None:
             return True
@@ -114,6 +116,7 @@ class SpectatorSocket(NoDatabaseConsumer):
     async def disconnect(self, code: int) -> None:
         if self.counted:
             metrics.CONNECTIONS.dec()
+            COLLECTOR.closed()
         if self.user_id is not None:
             await get_relay().leave_member(self)
 

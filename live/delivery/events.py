@@ -18,6 +18,7 @@ from django.conf import settings
 
 from live.delivery import daphne, reads
 from live.delivery.auth import member_identity
+from live.delivery.collector import COLLECTOR
 from live.delivery.frames import encode, error_payload
 from live.delivery.protocol import CLOSE_BOARD_NOT_FOUND, CLOSE_FORBIDDEN, close_code_for
 from live.delivery.relay import get_relay
@@ -93,6 +94,7 @@ class EventStreamConsumer(AsyncHttpConsumer):
     user_id: int | None = None
     session_key: str | None = None
     private_access_lost = False
+    counted = False  # by the collector (live/delivery/collector.py), while the stream is open
     # Where the feed writes frames framed once for all (live/delivery/daphne.py), once the
     # response has started under Daphne; until then, and elsewhere, it calls send_frame().
     socket: daphne.DaphneStream | None = None
@@ -169,6 +171,8 @@ class EventStreamConsumer(AsyncHttpConsumer):
         if request is not None and settings.LIVE_DIRECT_SEND:
             self.socket = daphne.DaphneStream(request, encode=event_of)
         self.keep_alive = asyncio.create_task(self.keep_alive_loop())
+        self.counted = True
+        COLLECTOR.opened()
         return True
 
     async def relayed(self, joining) -> bool:
@@ -238,6 +242,9 @@ class EventStreamConsumer(AsyncHttpConsumer):
         return [] if self.board_id is None else [(self.board_id, self)]
 
     async def disconnect(self) -> None:
+        if self.counted:
+            self.counted = False
+            COLLECTOR.closed()
         self.stop_keep_alive()
         await self.leave()
         if self.user_id is not None:
