@@ -14,7 +14,7 @@ import websockets
 from harness.servers import DaphneProcess, free_port, origin_of
 from live.delivery import feed as feed_module
 from live.delivery import reads
-from live.delivery.presence import EXPIRY, Presence, RedisTally
+from live.delivery.presence import EXPIRY, WATCHING_FRAMES_PER_SECOND, Presence, RedisTally
 from live.delivery.relay import get_relay
 from live.models import Board
 from tests.conftest import TIMEOUT, in_thread, receive, spectate
@@ -130,6 +130,8 @@ async def test_the_relay_counts_once_a_second_whatever_the_joins(players, settin
 
 
 class FakeFeed:
+    watching_sent_at = 0.0
+
     def __init__(self, board_id: int, spectators: int) -> None:
         self.board_id, self.spectators, self.watching = board_id, spectators, 0
 
@@ -190,6 +192,23 @@ async def test_without_redis_counts_are_local_and_others_kept_only_as_long_as_an
         if r.name == "live.delivery.presence" and r.levelno >= logging.WARNING
     ]
     assert len(warnings) == 1 and "Redis unavailable" in warnings[0]
+
+
+async def test_a_crowded_board_is_told_its_count_once_every_spectators_per_2000_seconds():
+    """docs/PROTOCOL.md, `watching`: 6,000 spectators here get a new count at most every 3 s."""
+    presence = process({1: 6000, 2: WATCHING_FRAMES_PER_SECOND})
+    crowded, busy = presence.feeds[1], presence.feeds[2]
+    await presence.count()
+    assert (crowded.watching, busy.watching) == (6000, 2000)
+    crowded.spectators, busy.spectators = 6001, 1999
+    await presence.count()
+    assert (crowded.watching, busy.watching) == (6000, 1999), "2,000 and fewer: every tally"
+    crowded.watching_sent_at -= 2.9  # 6,001 spectators: due 3.0005 s after the last
+    await presence.count()
+    assert crowded.watching == 6000
+    crowded.watching_sent_at -= 0.2
+    await presence.count()
+    assert crowded.watching == 6001
 
 
 async def test_a_tally_waits_for_redis_at_most_a_second(monkeypatch):

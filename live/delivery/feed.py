@@ -89,6 +89,7 @@ class BoardFeed:
         # The board's watchers in every process, as last counted (set by presence.py), and the
         # frames carrying that count: made once per count (and snapshot), not per spectator.
         self.watching = 0
+        self.watching_sent_at = 0.0  # monotonic: when presence.py last sent it
         self._counted: tuple[Frame, int, Frame] | None = None  # (snapshot, count, with count)
         self._watching_frame: tuple[str, int, Frame] | None = None  # (slug, count, frame)
 
@@ -213,19 +214,21 @@ class BoardFeed:
 
     async def _write_all(self, spectators: tuple[Spectator, ...], frame: Frame, *, kind: str) -> None:
         """The same frame to many spectators, framed once where the server allows it."""
-        direct = 0
+        direct = asgi = 0
         for spectator in spectators:
             try:
                 socket = spectator.socket
-                if socket is not None and socket.open:
+                if socket is None:
+                    await spectator.send_frame(frame.text)
+                    asgi += 1
+                elif socket.open:
                     socket.send(frame.prepared_for(socket))
                     direct += 1
-                else:
-                    await spectator.send_frame(frame.text)
+                # else closing (or closed for not reading): the frame would go nowhere
             except Exception:
                 logger.exception("could not deliver to a spectator of board=%s", self.board_id)
         metrics.FRAMES.labels(kind, "direct").inc(direct)
-        metrics.FRAMES.labels(kind, "asgi").inc(len(spectators) - direct)
+        metrics.FRAMES.labels(kind, "asgi").inc(asgi)
 
     async def _learn(self, frame: Frame) -> None:
         """The board's slug and visibility as of its newest frame (Relay.find_board); a new
@@ -356,10 +359,12 @@ class BoardFeed:
 async def write(spectator: Spectator, frame: Frame) -> None:
     """One frame to one spectator: framed once for all where the server allows it."""
     socket = spectator.socket
-    if socket is not None and socket.open:
+    if socket is None:
+        await spectator.send_frame(frame.text)
+        path = "asgi"
+    elif socket.open:
         socket.send(frame.prepared_for(socket))
         path = "direct"
     else:
-        await spectator.send_frame(frame.text)
-        path = "asgi"
+        return  # closing (or closed for not reading): the frame would go nowhere
     metrics.FRAMES.labels("snapshot" if frame.snapshot else "update", path).inc()

@@ -4,7 +4,8 @@ Once a second (`settings.LIVE_PRESENCE_EVERY`) a process counts its own spectato
 board (its feeds' lengths), publishes these counts to Redis under a key of its own that
 expires after `EXPIRY` seconds unless refreshed, and reads the other live processes'
 counts. Each feed whose total changed then sends one `watching` frame to its spectators: a
-board gets at most one per second, however many join or leave, and a killed process's
+board gets at most one per second (fewer above `WATCHING_FRAMES_PER_SECOND` spectators
+here), however many join or leave, and a killed process's
 watchers leave every count within 12 s (docs/PROTOCOL.md, "Who is watching"). With the
 in-memory channel layer there is no Redis, and each process counts its own.
 """
@@ -32,6 +33,11 @@ logger = logging.getLogger(__name__)
 EXPIRY = 10
 # The longest a tally waits for Redis: a frozen Redis never stacks tallies.
 EXCHANGE_TIMEOUT = 1.0
+# A `watching` frame is one write per spectator of the board here: a board with more
+# spectators than this in the process gets one every spectators / this seconds, not every
+# second (docs/PROTOCOL.md). A crowd joining a board of 10,000 spent a fifth of the
+# process's time on these frames.
+WATCHING_FRAMES_PER_SECOND = 2000
 
 
 class RedisTally:
@@ -99,6 +105,14 @@ def redis_tally() -> RedisTally | None:
     return RedisTally(host=decode_hosts(config.get("hosts"))[0], prefix=config.get("prefix", "asgi"))
 
 
+def due(feed: BoardFeed, here: int, now: float) -> bool:
+    """May this feed's `here` spectators get a changed count now? Each tally up to
+    WATCHING_FRAMES_PER_SECOND of them; more, once every here / that many seconds."""
+    return (
+        here <= WATCHING_FRAMES_PER_SECOND or now - feed.watching_sent_at >= here / WATCHING_FRAMES_PER_SECOND
+    )
+
+
 class Presence:
     """Counts the spectators of this process's feeds, and tells each feed its board's total."""
 
@@ -131,13 +145,15 @@ class Presence:
         """One tally: publish and read the counts, then announce each changed total."""
         local = {board_id: len(feed) for board_id, feed in self.feeds.items() if len(feed)}
         others = self.others if tally is None else await self._exchange(tally, local)
+        now = time.monotonic()
         for board_id, here in local.items():
             feed = self.feeds.get(board_id)
             if feed is None:
                 continue  # left during the exchange
             total = here + others[board_id]
             metrics.WATCHING.labels(board_id).set(total)
-            if total != feed.watching:
+            if total != feed.watching and due(feed, here, now):
+                feed.watching_sent_at = now
                 await feed.announce_watching(total)
         self._ungauge(self._gauged - local.keys())
         self._gauged = set(local)
