@@ -51,3 +51,33 @@ async def test_a_spectator_joining_as_a_read_ends_on_a_busy_loop_reads_nothing_m
     await asyncio.wait_for(first, 5)
     assert reads.snapshot_reads == 1
     assert second.frames == ['{"type":"snapshot","watching":0}']  # nobody counted it yet
+
+
+class ClosingSocket:
+    """Daphne's socket of a connection that is closing (or was closed for not reading)."""
+
+    open = False
+
+    def prepare(self, text: str):
+        raise AssertionError("framed for a closing socket")
+
+    def send(self, prepared) -> None:
+        raise AssertionError("written to a closing socket")
+
+
+class Closing(Spectator):
+    socket = ClosingSocket()
+
+    async def send_frame(self, text: str) -> None:
+        raise AssertionError("sent through ASGI on a closed protocol")  # what Daphne then logged
+
+
+async def test_a_closing_socket_gets_nothing_more_through_any_path():
+    reads = Reads()
+    reads.release.set()
+    feed = BoardFeed(1, reads)
+    closing, other = Closing(), Spectator()
+    await asyncio.wait_for(feed.send_snapshot(closing), 5)  # a resync answered as it closes
+    await asyncio.wait_for(feed.send_snapshot(other), 5)
+    await asyncio.wait_for(feed.announce_watching(2), 5)  # to every spectator with a snapshot
+    assert other.frames[-1] == '{"type":"watching","slug":"demo","count":2}'
