@@ -2,11 +2,21 @@
 
 import asyncio
 import gc
+import weakref
+from contextlib import contextmanager
 
 import pytest
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
 
 from live.delivery import collector
 from live.delivery.collector import Collector
+
+PEER = IPv4Address("TCP", "203.0.113.9", 40000)
+UPGRADE = (
+    b"GET /ws/boards/demo/ HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
 
 
 class Clock:
@@ -95,3 +105,79 @@ def test_configure_freezes_start_up_and_raises_the_oldest_threshold():
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+# What a connection leaves behind once it is gone: nothing in a reference cycle, so that
+# reference counting frees it at once and no full collection is needed for it.
+
+
+@contextmanager
+def no_cycle_collection():
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def daphne_server(app):
+    """Daphne's server with its factories as `Server.run()` makes them, listening nowhere."""
+    from daphne.http_protocol import HTTPFactory
+    from daphne.server import Server
+    from daphne.ws_protocol import WebSocketFactory
+
+    import scoreboard.asgi  # noqa: F401 - installs live/delivery/daphne.py
+
+    server = Server(app, endpoints=["tcp:port=0:interface=127.0.0.1"])
+    server.connections = {}
+    server.http_factory = HTTPFactory(server)
+    server.ws_factory = WebSocketFactory(server, server="Daphne")
+    server.ws_factory.setProtocolOptions(allowNullOrigin=True)
+    return server
+
+
+def test_a_closed_http_connection_is_freed_without_a_full_collection():
+    """The per-address limit's hook (live/delivery/daphne.py) used to hold its channel for good."""
+    from twisted.internet.error import ConnectionDone
+    from twisted.python.failure import Failure
+
+    server = daphne_server(app=None)
+    with no_cycle_collection():
+        protocol = server.http_factory.buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER)
+        protocol.makeConnection(transport)
+        channel = weakref.ref(protocol._channel)
+        # Closed, as Twisted's TCP transport closes: the protocol told, the transport letting go.
+        protocol.connectionLost(Failure(ConnectionDone()))
+        transport.unregisterProducer()
+        transport.scoreboard_headers_due.cancel()
+        del protocol, transport
+        assert channel() is None
+
+
+async def test_the_http_request_of_a_websocket_handshake_is_freed_without_a_full_collection():
+    """Daphne leaves the upgrade's HTTP channel and request holding each other."""
+
+    async def accept(scope, receive, send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await asyncio.Event().wait()  # open until cancelled
+
+    server = daphne_server(accept)
+    with no_cycle_collection():
+        protocol = server.http_factory.buildProtocol(PEER)
+        transport = StringTransport(peerAddress=PEER, hostAddress=IPv4Address("TCP", "127.0.0.1", 8000))
+        protocol.makeConnection(transport)
+        channel = weakref.ref(protocol._channel)
+        protocol.dataReceived(UPGRADE)
+        async with asyncio.timeout(5):
+            while b"101 Switching Protocols" not in transport.value():
+                await asyncio.sleep(0.01)
+        del protocol
+        server.application_checker()  # what Daphne runs every second: forgets the HTTP request
+        try:
+            assert channel() is None
+        finally:
+            for details in server.connections.values():
+                details["application_instance"].cancel()

@@ -422,6 +422,9 @@ def limit_http(
         make_connection = protocol.makeConnection
 
         def makeConnection(transport):  # noqa: N802
+            # Once only: this closure holds the protocol, which holds it (a reference cycle
+            # that only a full collection frees; live/delivery/collector.py).
+            del protocol.makeConnection
             if limited:
                 open_by_host.setdefault(host, []).append(transport)
             await_headers(transport)
@@ -457,8 +460,16 @@ def limit_http(
         handle_content_chunk(self, data)
 
     def process(self):
-        if not self.scoreboard_refused:
-            return process_request(self)
+        if self.scoreboard_refused:
+            return None
+        result = process_request(self)
+        channel = self.channel
+        if self.transport is None and channel is not None and self in channel.requests:
+            # Upgraded to a WebSocket (Daphne handed the transport over): the HTTP channel and
+            # this request now only hold each other. Unlinked, both go at once instead of
+            # waiting as garbage for a full collection (live/delivery/collector.py).
+            channel.requests.remove(self)
+        return result
 
     def finish(self):
         channel = self.channel
