@@ -86,7 +86,9 @@ class DaphneSocket:
         if protocol._perMessageCompress is not None:  # negotiated compression frames per socket
             protocol.sendPreparedMessage(prepared)
             return
-        _allow_one_large_message(protocol, len(prepared.payload))
+        limit = protocol.send_buffer_limit
+        if 0 < limit < len(prepared.payload):
+            _allow_one_large_message(protocol, len(prepared.payload))
         write_now(protocol.transport, prepared.payloadHybi)
 
 
@@ -149,13 +151,18 @@ def write_now(transport, data: bytes) -> None:
             and not transport._tempDataLen
             and len(transport.dataBuffer) == transport.offset
         )
-        write_some = transport.writeSomeData
+        socket = transport.socket
     except AttributeError:  # not a plain TCP transport (TLS, another reactor): the usual way
         transport.write(data)
         return
-    written = write_some(data) if idle else 0
-    if isinstance(written, BaseException) or written < 0:
-        written = 0  # let Twisted find the lost connection on its own write
+    written = 0
+    if idle:
+        # What Twisted's writeSomeData() does, without its wrappers (a slice and a retry loop
+        # per call, a third of the time per spectator): Python retries EINTR by itself.
+        try:
+            written = socket.send(data)
+        except OSError:  # would block, or the connection is lost: Twisted's own write finds out
+            written = 0
     if written < len(data):
         transport.write(data[written:])
 
