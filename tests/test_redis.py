@@ -3,6 +3,7 @@
 import pytest
 from channels.layers import get_channel_layer
 
+from live.delivery import publish
 from tests.conftest import in_thread, receive, spectate
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -36,3 +37,19 @@ async def test_consecutive_saves_arrive_in_version_order(players, redis_cleanup)
             await in_thread(dee.save)
         versions = [(await receive(ws))["version"] for _ in range(20)]
     assert versions == list(range(3, 23))
+
+
+def test_a_writer_process_publishes_every_change_over_the_same_connection(redis_layer, redis_url):
+    """Outside a server (a script, `manage.py simulate`), sends share one loop and its connections:
+    `async_to_sync` alone made a new event loop, so a new Redis connection, for every change."""
+    import redis
+
+    stats = redis.Redis.from_url(redis_url)
+    try:
+        publish.send_to_board(board_id=0, message={"type": publish.UPDATE, "board_id": 0})  # connects
+        before = stats.info("stats")["total_connections_received"]
+        for version in range(20):
+            publish.send_to_board(board_id=0, message={"type": publish.UPDATE, "version": version})
+        assert stats.info("stats")["total_connections_received"] - before <= 1
+    finally:
+        stats.close()
