@@ -107,6 +107,16 @@ async def group_listener():
     return listen
 
 
+class FakeClock:
+    """A clock that a test moves by hand (`clock.now += 1`)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def in_thread(func, *args, **kwargs):
     """Run ORM code from an async test, in a thread, as Channels does."""
     return database_sync_to_async(func)(*args, **kwargs)

@@ -11,6 +11,7 @@ from twisted.internet.testing import StringTransport
 
 from live.delivery import collector
 from live.delivery.collector import Collector
+from tests.conftest import FakeClock
 
 PEER = IPv4Address("TCP", "203.0.113.9", 40000)
 UPGRADE = (
@@ -19,19 +20,11 @@ UPGRADE = (
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def paced():
     """A collector with its own clock and a collect() that only counts."""
     runs: list[float] = []
-    clock = Clock()
+    clock = FakeClock(100.0)
     pacer = Collector(
         at_least=10,
         share=0.25,

@@ -10,17 +10,9 @@ from hypothesis import strategies as st
 
 from live.delivery.protocol import MAX_CLIENT_MESSAGE_BYTES, MAX_CLIENT_MESSAGES_PER_SECOND, FloodGuard
 from live.scores.services import award_points
-from tests.conftest import TIMEOUT, expect_close, in_thread, receive, spectate
+from tests.conftest import TIMEOUT, FakeClock, expect_close, in_thread, receive, spectate
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
