@@ -1,6 +1,10 @@
 """The same delivery path against a real redis-server, with each channels-redis layer."""
 
+import asyncio
+import os
+
 import pytest
+from asgiref.sync import SyncToAsync
 from channels.layers import get_channel_layer
 
 from live.delivery import publish
@@ -39,11 +43,20 @@ async def test_consecutive_saves_arrive_in_version_order(players, redis_cleanup)
     assert versions == list(range(3, 23))
 
 
-def test_a_writer_process_publishes_every_change_over_the_same_connection(redis_layer, redis_url):
+@pytest.mark.parametrize("asgiref_left_a_loop", [False, True])
+def test_a_writer_process_publishes_every_change_over_the_same_connection(
+    redis_layer, redis_url, asgiref_left_a_loop, monkeypatch
+):
     """Outside a server (a script, `manage.py simulate`), sends share one loop and its connections:
-    `async_to_sync` alone made a new event loop, so a new Redis connection, for every change."""
+    `async_to_sync` alone made a new event loop, so a new Redis connection, for every change.
+    asgiref leaves its last (stopped) loop in a thread's locals: that is no server to send on."""
     import redis
 
+    if asgiref_left_a_loop:
+        stopped = asyncio.new_event_loop()
+        stopped.close()
+        monkeypatch.setattr(SyncToAsync.threadlocal, "main_event_loop", stopped, raising=False)
+        monkeypatch.setattr(SyncToAsync.threadlocal, "main_event_loop_pid", os.getpid(), raising=False)
     stats = redis.Redis.from_url(redis_url)
     try:
         publish.send_to_board(board_id=0, message={"type": publish.UPDATE, "board_id": 0})  # connects

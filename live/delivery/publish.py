@@ -123,8 +123,12 @@ def _run(sending) -> None:
     script, a cron job) published cost a connection to Redis and about 2 ms more.
     """
     local = SyncToAsync.threadlocal
-    server_loop = getattr(local, "main_event_loop", None)
-    if server_loop is not None and getattr(local, "main_event_loop_pid", None) == os.getpid():
+    server_loop = getattr(local, "main_event_loop", None)  # left set by asgiref once its call ended
+    if (
+        server_loop is not None
+        and server_loop.is_running()
+        and getattr(local, "main_event_loop_pid", None) == os.getpid()
+    ):
 
         async def send() -> None:
             await sending
