@@ -157,8 +157,8 @@ def write_now(transport, data: bytes) -> None:
         return
     written = 0
     if idle:
-        # What Twisted's writeSomeData() does, without its wrappers (a slice and a retry loop
-        # per call, a third of the time per spectator): Python retries EINTR by itself.
+        # What Twisted's writeSomeData() does, without its wrappers (a memoryview slice and a
+        # retry loop per call): Python retries EINTR by itself.
         try:
             written = socket.send(data)
         except OSError:  # would block, or the connection is lost: Twisted's own write finds out

@@ -101,7 +101,7 @@ def reaches_other_processes() -> bool:
 def _send(group: str, message: dict[str, Any], *, unsent: str, meanwhile: str = "") -> bool:
     """Send one message to a group (True); a failure is logged on one line, never raised."""
     try:
-        _run(_group_send(get_channel_layer(), group, message))
+        _run(_group_send, get_channel_layer(), group, message)
     except Exception as exc:  # noqa: BLE001 - any broker failure must not fail the save
         logger.error(
             "channel layer unavailable: %s (%s: %s)%s",
@@ -114,7 +114,7 @@ def _send(group: str, message: dict[str, Any], *, unsent: str, meanwhile: str = 
     return True
 
 
-def _run(sending) -> None:
+def _run(send, *args) -> None:
     """Run a send from synchronous code: on the server's event loop within a request (as
     `async_to_sync` does), else on this process's one publishing loop.
 
@@ -129,13 +129,9 @@ def _run(sending) -> None:
         and server_loop.is_running()
         and getattr(local, "main_event_loop_pid", None) == os.getpid()
     ):
-
-        async def send() -> None:
-            await sending
-
-        async_to_sync(send)()
-        return
-    asyncio.run_coroutine_threadsafe(sending, _publishing_loop()).result()
+        async_to_sync(send)(*args)
+    else:
+        asyncio.run_coroutine_threadsafe(send(*args), _publishing_loop()).result()
 
 
 _publishing: tuple[int, asyncio.AbstractEventLoop, threading.Thread] | None = None
