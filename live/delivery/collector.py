@@ -9,11 +9,11 @@ a third of the process's CPU while they connected (docs/BENCHMARKS.md). None of 
 garbage: the objects were the new connections.
 
 Garbage comes from connections that end, when something of theirs is in a reference
-cycle. Two such cycles were ours and are gone (live/delivery/daphne.py): each connection
-left about 90 objects (about 16 KB) behind when it closed, and each WebSocket handshake 29
-more. After 5,000 connects and 5,000 reconnects a full collection now finds about 50
-unreachable objects in all. Other cycles may still come (an exception's traceback, a
-library's next release), so:
+cycle. Two such cycles were ours and are gone (live/delivery/daphne.py): each WebSocket
+handshake left 29 objects behind, and each closed connection about 64. A closed WebSocket
+still leaves about 35 in cycles inside Daphne, autobahn and asyncio (its protocol, transport,
+timers, Deferreds, queue): without a full collection, 175,000 unreachable objects and 70 MB
+more RSS after 5,000 spectators dropped and came back. So:
 
 - `configure()` (scoreboard/asgi.py, once per server process) freezes what start-up made
   (modules, Django, settings: never garbage, never scanned again) and lets CPython start
